@@ -1,0 +1,44 @@
+# Every target sets itself up: a virtual environment in .venv with the project and its tools.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+PYTHON  := $(BIN)/python
+MODEL   ?= m3vit
+BUILD   ?= build
+STAMP   := $(VENV)/.installed
+JOBS    ?= 2
+
+.PHONY: all venv test test-slow sim gen lint bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest -n $(JOBS) -q
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -q -m slow
+
+sim: $(STAMP)
+	$(PYTHON) -m edgevit_hw.sim --config $(MODEL) --out $(BUILD)/$(MODEL)
+
+gen: $(STAMP)
+	$(PYTHON) -m edgevit_hw.gen --config $(MODEL) --out $(BUILD)/$(MODEL)
+
+lint: $(STAMP)
+	$(BIN)/ruff check edgevit_hw tests rtl sim benchmarks
+	$(BIN)/ruff format --check edgevit_hw tests rtl sim benchmarks
+
+bench: $(STAMP)
+	$(PYTHON) benchmarks/bench_golden.py --config $(MODEL)
+
+clean:
+	rm -rf $(BUILD) .pytest_cache
