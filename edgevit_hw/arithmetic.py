@@ -12,7 +12,7 @@ saturates to the signed ``b``-bit range ``[-2^(b-1), 2^(b-1) - 1]``.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -109,7 +109,7 @@ def residual_add(x, acc, m, s, res_bits: int):
 # ---------------------------------------------------------------------------------- exp2 ----
 
 
-@lru_cache(maxsize=None)
+@cache
 def exp2_table(frac_bits: int, out_bits: int) -> np.ndarray:
     """``T[f] = round(2^out_bits * 2^(f / 2^frac_bits))`` for ``f`` in ``[0, 2^frac_bits)``.
 
@@ -232,7 +232,7 @@ def normalize_attention(acc, l, bits: int):
 # ---------------------------------------------------------------------------------- GELU ----
 
 
-@lru_cache(maxsize=None)
+@cache
 def gelu_table(frac_bits: int) -> np.ndarray:
     """``T[i] = round(delta(i/32) * 2^F)``, ``i = 0..176``, ``delta(a) = a * Phi(-a)`` (so
     ``GELU(x) = ReLU(x) - delta(|x|)``), followed by one zero entry (``T[177] = 0``)."""

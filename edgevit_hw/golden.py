@@ -74,7 +74,7 @@ class _Run:
     def layernorm(self, x, prefix: str, bits: int):
         qm = self.qm
         return A.layernorm_q(
-            x, qm[f"{prefix}.g"], qm[f"{prefix}.b"], int(qm[f"{prefix}.eps"]),
+            x, qm[f"{prefix}.g"], qm[f"{prefix}.b"], int(qm[f"{prefix}.eps"][0]),
             self.ap.ln_norm_frac_bits, qm[f"{prefix}.m"], qm[f"{prefix}.s"], bits,
         )  # fmt: skip
 
@@ -98,7 +98,9 @@ class _Run:
 
     def mlp(self, i: int, a: np.ndarray) -> np.ndarray:
         p = f"blocks.{i}"
-        h = self.keep(f"{p}.hidden", self.gelu_hidden(self.linear(a, f"{p}.fc1"), f"{p}.fc1", f"{p}.gelu"))
+        h = self.keep(
+            f"{p}.hidden", self.gelu_hidden(self.linear(a, f"{p}.fc1"), f"{p}.fc1", f"{p}.gelu")
+        )
         return self.linear(h, f"{p}.fc2"), f"{p}.fc2"
 
     def moe(self, i: int, a: np.ndarray):
@@ -117,7 +119,9 @@ class _Run:
 
     def expert(self, i: int, e: int, rows: np.ndarray) -> np.ndarray:
         ap, qm, p = self.ap, self.qm, f"blocks.{i}"
-        acc1 = A.linear(rows, qm[f"{p}.efc1.w"][e], qm[f"{p}.efc1.b"][e], ap.act_bits, ap.weight_bits)
+        acc1 = A.linear(
+            rows, qm[f"{p}.efc1.w"][e], qm[f"{p}.efc1.b"][e], ap.act_bits, ap.weight_bits
+        )
         u = A.requant(acc1, qm[f"{p}.efc1.m"][e], qm[f"{p}.efc1.s"][e], ap.gelu_in_bits)
         h = self.requant(A.gelu_q(u, ap.gelu_frac_bits), f"{p}.gelu", ap.act_bits)
         return A.linear(h, qm[f"{p}.efc2.w"][e], qm[f"{p}.efc2.b"][e], ap.act_bits, ap.weight_bits)
@@ -132,10 +136,14 @@ class _Run:
         return self.keep(f"{p}.res2", self.residual(x, acc, rq))
 
     def residual(self, x, acc, prefix: str):
-        return A.residual_add(x, acc, self.qm[f"{prefix}.m"], self.qm[f"{prefix}.s"], self.ap.res_bits)
+        return A.residual_add(
+            x, acc, self.qm[f"{prefix}.m"], self.qm[f"{prefix}.s"], self.ap.res_bits
+        )
 
 
-def golden_forward(qm: QuantModel, pixels: np.ndarray, task: int = 0, trace: bool = False) -> GoldenResult:
+def golden_forward(
+    qm: QuantModel, pixels: np.ndarray, task: int = 0, trace: bool = False
+) -> GoldenResult:
     """Run one frame. ``pixels`` is a [C, H, W] uint8 image; ``task`` selects the router."""
     spec = qm.spec
     m = spec.model

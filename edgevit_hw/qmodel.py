@@ -63,14 +63,14 @@ class QuantModel:
 
     @classmethod
     def load(cls, path: str | Path) -> QuantModel:
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         try:
             with safe_open(str(path), framework="numpy") as f:
                 meta = f.metadata() or {}
             tensors = load_file(str(path))
             spec = spec_from_dict(json.loads(meta["spec"]))
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, SafetensorError) as exc:
             raise WeightsError(f"{path}: not a quantized edgevit_hw model ({exc})") from None
         return cls(
             spec=spec,

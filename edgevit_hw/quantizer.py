@@ -64,7 +64,7 @@ class _Q:
         return np.clip(np.round(b / scale), -bmax, bmax).astype(np.int32)
 
     def mult(self, prefix: str, ratio) -> None:
-        m, s = A.quantize_multiplier(np.asarray(ratio, np.float64), self.q.mult_bits)
+        m, s = A.quantize_multiplier(np.atleast_1d(np.asarray(ratio, np.float64)), self.q.mult_bits)
         self.t[f"{prefix}.m"], self.t[f"{prefix}.s"] = m.astype(I64), s.astype(I64)
 
     def linear(self, prefix: str, wname: str, in_scale: float, lin: str, out_ratio):
@@ -85,7 +85,7 @@ class _Q:
         self.t[f"{prefix}.b"] = np.clip(np.round(beta / sg), -bmax, bmax).astype(np.int64)
         eps = self.spec.model.ln_eps * d**3 / res_scale**2
         var_cap = (1 << (self.ap.ln_var_bits - 1)) // 2
-        self.t[f"{prefix}.eps"] = np.array(int(min(max(round(eps), 1), var_cap)), dtype=I64)
+        self.t[f"{prefix}.eps"] = np.array([min(max(round(eps), 1), var_cap)], dtype=I64)
         self.mult(prefix, sg / out_scale)
 
 
@@ -141,7 +141,7 @@ def _block(qz: _Q, i: int, s_r: float) -> None:
     qz.linear(f"{p}.proj", f"{wp}.attn.proj", s_v, "proj", lambda acc: acc / s_r)
     qz.layernorm(f"{p}.ln2", f"{wp}.norm2", s_r, s_a2)
     s_h = qz.act_scale(f"{p}.hidden")
-    gelu_unit = 2.0 ** -qz.q.gelu_frac_bits
+    gelu_unit = 2.0**-qz.q.gelu_frac_bits
     qz.mult(f"{p}.gelu", gelu_unit / s_h)
     if qz.spec.is_moe(i):
         _moe(qz, i, s_a2, s_h, s_r)
@@ -158,7 +158,7 @@ def _moe(qz: _Q, i: int, s_a: float, s_h: float, s_r: float) -> None:
         wq, sw = qz.weight(wg)
         qz.t[f"{p}.gate.{t}.w"] = wq
         qz.mult(f"{p}.gate.{t}", s_a * sw[:, 0] / LN2 * fb)
-    gelu_unit = 2.0 ** -q.gelu_frac_bits
+    gelu_unit = 2.0**-q.gelu_frac_bits
     w1, b1 = w[f"{p}.mlp.experts.htoh4.weight"], w[f"{p}.mlp.experts.htoh4.bias"]
     wq1, sw1 = qz.weight(w1)  # [E, H, D], per (expert, channel)
     qz.t[f"{p}.efc1.w"] = wq1
@@ -168,5 +168,5 @@ def _moe(qz: _Q, i: int, s_a: float, s_h: float, s_r: float) -> None:
     wq2, sw2 = qz.weight(w2, axis=(0, 2))  # one scale per output channel, shared by experts
     qz.t[f"{p}.efc2.w"] = wq2
     qz.t[f"{p}.efc2.b"] = qz.bias(b2, s_h * sw2[..., 0], "expert_fc2")
-    gate_unit = 2.0 ** -q.gate_weight_bits
+    gate_unit = 2.0**-q.gate_weight_bits
     qz.mult(f"{p}.moe", s_h * sw2[0, :, 0] * gate_unit / s_r)

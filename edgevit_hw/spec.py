@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from edgevit_hw.errors import SpecError
 
 
-
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
@@ -238,3 +237,13 @@ def spec_from_dict(data: dict) -> Spec:
 def load_spec(name_or_path: str) -> Spec:
     """A preset name (see :func:`presets`) or a path to a YAML file."""
     return spec_from_dict(_read_yaml(name_or_path))
+
+
+def spec_variant(base: str | Spec, **changes) -> Spec:
+    """A spec with some sections changed and re-validated, e.g.
+    ``spec_variant("micro_moe", hardware={"mac_rows": 4})``; a dict merges into the section,
+    any other value replaces it."""
+    data = (load_spec(base) if isinstance(base, str) else base).to_dict()
+    for section, values in changes.items():
+        data[section] = {**data[section], **values} if isinstance(values, dict) else values
+    return spec_from_dict(data)

@@ -1,0 +1,57 @@
+"""Quantizer: constants within derived ranges, safe round trip, fidelity against float."""
+
+import numpy as np
+import pytest
+from conftest import prepared
+
+from edgevit_hw.derive import derive_arith
+from edgevit_hw.errors import WeightsError
+from edgevit_hw.fidelity import measure
+from edgevit_hw.images import EVAL_IMAGE, load_image
+from edgevit_hw.qmodel import QuantModel
+from edgevit_hw.weights import build_reference
+
+
+def test_constants_respect_derived_bounds(micro):
+    ap = derive_arith(micro.spec)
+    t = micro.qmodel.tensors
+    for name, val in t.items():
+        if name.endswith(".m"):
+            assert val.min() >= 1 and val.max() < 1 << ap.mult_bits, name
+        if name.endswith(".s"):
+            assert val.min() >= 1 and val.max() <= 62, name
+        if name.endswith(".w"):
+            assert -(1 << (ap.weight_bits - 1)) <= val.min() and val.max() < 1 << (
+                ap.weight_bits - 1
+            )
+    for name, lin in (("blocks.0.fc2.b", "fc2"), ("blocks.1.efc2.b", "expert_fc2")):
+        assert np.abs(t[name]).max() <= ap.linears[lin]["bias_max"]
+
+
+def test_save_load_round_trip(micro, tmp_path):
+    path = tmp_path / "q.safetensors"
+    micro.qmodel.save(path)
+    back = QuantModel.load(path)
+    assert back.spec == micro.spec and back.scales == micro.qmodel.scales
+    assert back.synthetic is True
+    assert back.tensors.keys() == micro.qmodel.tensors.keys()
+    for k, v in micro.qmodel.tensors.items():
+        assert back.tensors[k].dtype == v.dtype and np.array_equal(back.tensors[k], v), k
+    assert path.read_bytes()[:8] != b"\x80\x04\x95"  # not a pickle
+
+
+def test_load_rejects_foreign_file(tmp_path):
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(WeightsError, match="not a quantized edgevit_hw model"):
+        QuantModel.load(bad)
+
+
+@pytest.mark.parametrize("task", [0, 1])
+def test_m3vit_fidelity_on_a_photograph(task):
+    prep = prepared("m3vit")
+    model = build_reference(prep.spec, prep.weights)
+    fid = measure(prep.qmodel, model, load_image(EVAL_IMAGE, prep.spec), task)
+    print(f"m3vit task {task}: cosine {fid.cosine:.5f}, block SQNR {fid.block_sqnr}")
+    assert fid.cosine >= 0.99
+    assert min(fid.block_sqnr) > 25.0
