@@ -30,6 +30,10 @@ test-slow: $(STAMP)
 sim: $(STAMP)
 	$(PYTHON) -m edgevit_hw.sim --config $(MODEL) --out $(BUILD)/$(MODEL)
 
+.PHONY: csim
+csim: $(STAMP)
+	$(PYTHON) -m edgevit_hw.csim --config $(MODEL) --out $(BUILD)/$(MODEL)
+
 gen: $(STAMP)
 	$(PYTHON) -m edgevit_hw.gen --config $(MODEL) --out $(BUILD)/$(MODEL)
 
@@ -39,6 +43,16 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PYTHON) benchmarks/bench_golden.py --config $(MODEL)
+
+.PHONY: synth bench-rtl
+# Yosys estimate (LUT/FF/DSP48E2/BRAM, logic levels) of every RTL unit; not part of `make test`.
+synth: $(STAMP)
+	@command -v yosys >/dev/null || (apt-get update && apt-get install -y yosys)
+	$(PYTHON) benchmarks/synth_rtl.py --config $(MODEL)
+
+# Verilator cycles per output of every RTL unit and simulation speed (cycles/s).
+bench-rtl: $(STAMP)
+	$(PYTHON) benchmarks/bench_rtl.py --config $(MODEL)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache

@@ -34,13 +34,19 @@ class Prepared:
 
 def prepare(spec: Spec, weights_path: str | None = None) -> Prepared:
     """Float weights (from ``weights_path`` or seeded synthetic ones), quantized on the
-    calibration photographs."""
+    calibration photographs. A preset with shipped trained weights uses them (and their own
+    calibration images) when no ``weights_path`` is given (:mod:`edgevit_hw.shipped`)."""
+    from edgevit_hw.shipped import shipped_calibration, shipped_weights_path
+
+    weights_path = weights_path or shipped_weights_path(spec)
     if weights_path:
         weights, synthetic, source = load_weights(spec, weights_path), False, str(weights_path)
     else:
         weights = synthetic_weights(spec, SYNTHETIC_SEED)
         synthetic, source = True, f"synthetic (seed {SYNTHETIC_SEED})"
-    qm = quantize(spec, weights, calibration_set(spec), synthetic, source)
+    calib = shipped_calibration(weights_path)
+    calib = calibration_set(spec) if calib is None else calib
+    qm = quantize(spec, weights, calib, synthetic, source)
     return Prepared(spec, weights, qm, derive(spec))
 
 
@@ -83,4 +89,7 @@ def generate(prep: Prepared, out: Path) -> list[Path]:
                                    indent=2, sort_keys=True))  # fmt: skip
     prep.qmodel.save(files[2])
     files += write_golden_vectors(prep, out)
+    from edgevit_hw.hls_emit import write_project
+
+    files += write_project(prep, out)  # DIR/hls: the Vitis HLS project (issue 3)
     return files

@@ -19,6 +19,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from edgevit_hw.csim import section_csim
 from edgevit_hw.errors import EdgeVitError
 from edgevit_hw.fidelity import measure
 from edgevit_hw.golden import golden_forward
@@ -82,6 +83,7 @@ def section_golden(ctx: dict, con: Console) -> None:
 
 
 SECTIONS = [section_model, section_golden]
+SECTIONS.append(section_csim)  # HLS C-simulation vs golden (issue 3)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,72 @@
+// evh_attention.h: the attention engine. P query rows stay resident; K and V vectors stream in
+// ONCE per block of P rows, one key per step, through a P-stage skew register: at step t row p
+// sees key t - p, so every row consumes keys in natural order 0..N-1 (the order the online
+// softmax is defined in) while the read bandwidth is one K and one V vector per step whatever
+// P is. Scores are produced and consumed on the fly: no N x N matrix exists anywhere.
+#pragma once
+#include "evh_arith.h"
+
+namespace evh {
+
+// One block of P query rows of head h: rows [i0, i0 + P) of Q against all keys.
+template <class Cfg>
+void attention_rows(const typename Cfg::act_t qkv[Cfg::N][3 * Cfg::D], int h, int i0, i64 lm,
+                    int ls, typename Cfg::act_t out[Cfg::N][Cfg::D]) {
+    constexpr int P = Cfg::P, DH = Cfg::DH, N = Cfg::N, D = Cfg::D;
+// One K row and one V row (DH values each) are read per step.
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = qkv cyclic factor = Cfg::DH dim = 2)
+    typedef typename Cfg::act_t act_t;
+    typedef typename Cfg::score_t score_t;
+    act_t q[P][DH], kreg[P][DH], vreg[P][DH];
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = q complete dim = 0)
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = kreg complete dim = 0)
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = vreg complete dim = 0)
+    SoftmaxRow<DH> st[P];
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = st complete dim = 0)
+    for (int p = 0; p < P; ++p) {
+        online_softmax_init<DH>(st[p]);
+        for (int d = 0; d < DH; ++d) {
+            q[p][d] = i0 + p < N ? qkv[i0 + p][h * DH + d] : act_t(0);
+            kreg[p][d] = 0;
+            vreg[p][d] = 0;
+        }
+    }
+skew_steps:
+    for (int t = 0; t < N + P - 1; ++t) {
+EVH_PRAGMA(HLS PIPELINE II = 1)
+        for (int p = P - 1; p > 0; --p)
+            for (int d = 0; d < DH; ++d) {
+                kreg[p][d] = kreg[p - 1][d];
+                vreg[p][d] = vreg[p - 1][d];
+            }
+        if (t < N)
+            for (int d = 0; d < DH; ++d) {
+                kreg[0][d] = qkv[t][D + h * DH + d];
+                vreg[0][d] = qkv[t][2 * D + h * DH + d];
+            }
+        for (int p = 0; p < P; ++p) {
+            const int j = t - p;
+            if (j < 0 || j >= N || i0 + p >= N) continue;
+            score_t s = 0;  // arithmetic.matmul_exact, one (query, key) pair
+            for (int d = 0; d < DH; ++d) s += score_t(q[p][d]) * score_t(kreg[p][d]);
+            const i64 tl = requant(s, lm, ls, Cfg::LOGIT_BITS);
+            online_softmax_ref<DH, Cfg::EXP_F, Cfg::EXP_OUT>(st[p], tl, vreg[p], Cfg::EXP2_TABLE);
+        }
+    }
+    for (int p = 0; p < P; ++p) {
+        if (i0 + p >= N) break;
+        for (int d = 0; d < DH; ++d)
+            out[i0 + p][h * DH + d] =
+                act_t(normalize_attention(st[p].acc[d], st[p].l, Cfg::ACT_BITS));
+    }
+}
+
+// All heads, all row blocks: attn_out[n][h*DH + d] (heads contiguous, like the golden model).
+template <class Cfg>
+void attention_engine(const typename Cfg::act_t qkv[Cfg::N][3 * Cfg::D], i64 lm, int ls,
+                      typename Cfg::act_t out[Cfg::N][Cfg::D]) {
+    for (int h = 0; h < Cfg::HEADS; ++h)
+        for (int i0 = 0; i0 < Cfg::N; i0 += Cfg::P) attention_rows<Cfg>(qkv, h, i0, lm, ls, out);
+}
+
+}  // namespace evh

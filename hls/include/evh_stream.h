@@ -1,0 +1,75 @@
+// evh_stream.h: AXI4-Stream beat types and the internal stream beats of the accelerator.
+#pragma once
+#include <stdint.h>
+
+#include "evh_arith.h"  // first: the diagnostic settings of C-simulation
+
+// The ap_types headers (hls4ml's copy of the Xilinx ones) default-construct ap_private by
+// clearing unused bits of an uninitialized word; after inlining GCC reports that as
+// -W(maybe-)uninitialized inside those headers. The warning is silenced for the headers only
+// (diagnostic state is per source location), not for this project's code.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <ap_int.h>
+#include <hls_stream.h>
+#pragma GCC diagnostic pop
+
+#if defined(__SYNTHESIS__) && __has_include(<ap_axi_sdata.h>)
+#include <ap_axi_sdata.h>
+#define EVH_HAVE_HLS_AXIS 1
+#endif
+
+namespace evh {
+
+#ifdef EVH_HAVE_HLS_AXIS
+template <int W>
+using axis_beat = hls::axis<ap_uint<W>, 0, 0, 0>;
+#else
+// Same member names as hls::axis (ap_axi_sdata.h, shipped with Vitis, not with hls4ml): data,
+// keep, strb, last. Under Vitis HLS the hls::axis type above is used so TLAST is a side channel.
+template <int W>
+struct axis_beat {
+    ap_uint<W> data;
+    ap_uint<(W + 7) / 8> keep;
+    ap_uint<(W + 7) / 8> strb;
+    ap_uint<1> last;
+};
+#endif
+
+// Beat offsets of one matrix product in the weight image (NONE: segment absent).
+struct LinSeg {
+    uint32_t w;  // weights [O][K], packed weights_per_beat per beat
+    uint32_t b;  // biases [O] (32- or 64-bit words), NONE = no bias
+    uint32_t q;  // requantization words [O]: m | s << 24, NONE = no requantization here
+};
+constexpr uint32_t NONE = 0xFFFFFFFFu;
+
+// Beat offsets of one LayerNorm: gamma [D] (32-bit), beta [D] (64-bit), eps (64-bit), m|s<<24.
+struct NormSeg {
+    uint32_t g, b, eps, q;
+};
+
+// One k-step of a token tile into the MAC array: R activations (one per array row).
+template <class Cfg>
+struct XBeat {
+    typename Cfg::xin_t v[Cfg::R];
+};
+
+// Per output tile: first column, valid columns, requantization constants (m, s) per column.
+template <class Cfg>
+struct TileHead {
+    int col0;
+    int ncols;
+    int32_t m[Cfg::C];
+    int32_t s[Cfg::C];
+};
+
+// One token row of an output tile leaving the MAC array (bias already added, exact).
+template <class Cfg>
+struct AccRow {
+    int row;  // index into the row list the tile was built from
+    typename Cfg::acc_t v[Cfg::C];
+};
+
+}  // namespace evh

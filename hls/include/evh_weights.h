@@ -1,0 +1,89 @@
+// evh_weights.h: reading the weight image from the m_axi port (PORT_BITS-wide beats).
+// Image layout (written by edgevit_hw/hls_emit.py): every segment starts on a beat boundary;
+// weights are packed WPB = PORT_BITS / WB two's-complement lanes per beat (lane j = bits
+// [j*WB, (j+1)*WB)); parameter words are 32-bit lanes; a 64-bit value is two words (lo, hi).
+#pragma once
+#include "evh_arith.h"
+#include "evh_stream.h"
+
+namespace evh {
+
+// 32-bit word i of the segment starting at beat `seg`.
+template <class Cfg>
+inline uint32_t read_word(const typename Cfg::wbeat_t* port, uint32_t seg, uint32_t i) {
+    constexpr int WPW = Cfg::PORT_BITS / 32;
+    const typename Cfg::wbeat_t beat = port[seg + i / WPW];
+    const int lane = int(i % WPW);
+    return uint32_t(beat.range(32 * lane + 31, 32 * lane).to_uint64());
+}
+
+// A requantization word: multiplier m (low 24 bits) and shift s (bits 24..31).
+template <class Cfg>
+inline void read_rq(const typename Cfg::wbeat_t* port, uint32_t seg, uint32_t i, int32_t& m,
+                    int32_t& s) {
+    const uint32_t w = read_word<Cfg>(port, seg, i);
+    m = int32_t(w & 0xFFFFFFu);
+    s = int32_t(w >> 24);
+}
+
+// Burst-read `count` consecutive 32-bit words from word w0 of the segment at beat `seg`: one
+// beat per cycle, sequential addresses (inferred as an AXI burst).
+template <class Cfg, int MAXN>
+void read_words(const typename Cfg::wbeat_t* port, uint32_t seg, uint32_t w0, int count,
+                uint32_t dst[MAXN]) {
+    constexpr int WPW = Cfg::PORT_BITS / 32;
+    const uint32_t w1 = w0 + uint32_t(count);
+    const uint32_t b0 = w0 / WPW, b1 = (w1 + WPW - 1) / WPW;
+read_word_beats:
+    for (uint32_t b = b0; b < b1; ++b) {
+EVH_PRAGMA(HLS PIPELINE II = 1)
+EVH_PRAGMA(HLS LOOP_TRIPCOUNT max = MAXN / WPW + 1)
+        const typename Cfg::wbeat_t beat = port[seg + b];
+        for (int j = 0; j < WPW; ++j) {
+EVH_PRAGMA(HLS UNROLL)
+            const uint32_t w = b * WPW + uint32_t(j);
+            if (w >= w0 && w < w1)
+                dst[w - w0] = uint32_t(beat.range(32 * j + 31, 32 * j).to_uint64());
+        }
+    }
+}
+
+// Decoders of words already read: a signed 32-bit value, a 64-bit value (lo, hi), a
+// requantization word (m | s << 24).
+inline i64 word_i32(uint32_t w) { return i64(int32_t(w)); }
+inline i64 word_i64(uint32_t lo, uint32_t hi) { return i64(u64(lo) | (u64(hi) << 32)); }
+inline void word_rq(uint32_t w, int32_t& m, int32_t& s) {
+    m = int32_t(w & 0xFFFFFFu);
+    s = int32_t(w >> 24);
+}
+
+// Burst-read rows [o0, o0 + ncols) of the [O][K] weight matrix at beat `seg` into the tile
+// buffer, transposed: wt[k][c]. One beat per cycle; lanes outside the rows are skipped.
+template <class Cfg>
+void load_weight_tile(const typename Cfg::wbeat_t* port, uint32_t seg, int k_dim, int o0,
+                      int ncols, typename Cfg::w_t wt[Cfg::MAX_K][Cfg::C]) {
+    constexpr int WPB = Cfg::WPB, WB = Cfg::WB;
+    const uint32_t e0 = uint32_t(o0) * uint32_t(k_dim);
+    const uint32_t e1 = e0 + uint32_t(ncols) * uint32_t(k_dim);
+    const uint32_t b0 = e0 / WPB, b1 = (e1 + WPB - 1) / WPB;
+    int c = 0, k = 0;  // running (column, k) of the next in-range lane: no divider
+load_beats:
+    for (uint32_t b = b0; b < b1; ++b) {
+EVH_PRAGMA(HLS PIPELINE II = 1)
+EVH_PRAGMA(HLS LOOP_TRIPCOUNT max = Cfg::MAX_K * Cfg::C / Cfg::WPB)
+        const typename Cfg::wbeat_t beat = port[seg + b];
+        for (int j = 0; j < WPB; ++j) {
+EVH_PRAGMA(HLS UNROLL)
+            const uint32_t e = b * WPB + uint32_t(j);
+            if (e < e0 || e >= e1) continue;
+            ap_int<WB> lane = beat.range(WB * j + WB - 1, WB * j);
+            wt[k][c] = typename Cfg::w_t(lane.to_int());
+            if (++k == k_dim) {
+                k = 0;
+                ++c;
+            }
+        }
+    }
+}
+
+}  // namespace evh

@@ -1,0 +1,195 @@
+"""HLS C-simulation (g++) of the generated project against the golden model, on micro_moe.
+
+Each binary is compiled once per spec (cached by source hash in build/csim_cache) and reused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import prepared
+
+from edgevit_hw import csim
+from edgevit_hw.flow import prepare
+from edgevit_hw.golden import golden_forward
+from edgevit_hw.hls_emit import build_image, frame_beats
+from edgevit_hw.images import EVAL_IMAGE, load_image, random_pixels
+from edgevit_hw.qmodel import QuantModel
+from edgevit_hw.spec import spec_variant
+
+pytestmark = pytest.mark.csim
+
+
+@pytest.fixture(scope="module")
+def binary(micro):
+    return csim.build(micro.qmodel, micro.hw)
+
+
+@pytest.fixture(scope="module")
+def dump_binary(micro):
+    return csim.build(micro.qmodel, micro.hw, ("EVH_DUMP",))
+
+
+def _check(res: csim.CsimResult, prep, px: np.ndarray, task: int, label: str) -> None:
+    """Tokens equal the golden model's; on a difference, the debug build names the first
+    differing intermediate tensor."""
+    gold = golden_forward(prep.qmodel, px, task).tokens
+    assert res.status == 0 and res.frames_ok == 1 and res.frames_bad == 0, label
+    assert len(res.frames) == 1, label
+    got = res.frames[0]
+    bad = np.argwhere(got != gold)
+    if len(bad):
+        where = csim.diagnose(prep.qmodel, prep.hw, px, task)
+        pytest.fail(
+            f"{label}: {len(bad)} tokens differ, first at {tuple(bad[0])}:"
+            f" csim {got[tuple(bad[0])]} golden {gold[tuple(bad[0])]}; {where}"
+        )
+
+
+@pytest.mark.parametrize("task", [0, 1])
+def test_real_image_bit_exact(micro, binary, task):
+    px = load_image(EVAL_IMAGE, micro.spec)
+    res = csim.run_frame(binary, micro.qmodel, px, task)
+    _check(res, micro, px, task, f"{EVAL_IMAGE} task {task}")
+    assert res.spec_id == micro.hw.hash32
+    assert res.cycles > 0
+
+
+@pytest.mark.parametrize("task", [0, 1])
+@pytest.mark.parametrize("offset", [0, 1, 2])
+def test_random_pixels_bit_exact(micro, binary, seed, task, offset):
+    s = seed + offset
+    print(f"pixel seed={s}")
+    px = random_pixels(micro.spec, s)
+    res = csim.run_frame(binary, micro.qmodel, px, task)
+    _check(res, micro, px, task, f"seed {s} task {task}")
+
+
+def test_malformed_frames_dropped_and_next_frames_correct(micro, binary, seed):
+    """short frame, good, long frame, good, frame without any pixel but tlast, good."""
+    print(f"pixel seed={seed}")
+    m = micro.spec.model
+    pxs = [random_pixels(micro.spec, seed + i) for i in range(3)]
+    good = [frame_beats(p, m.patch) for p in pxs]
+    short = good[0][:-5].copy()
+    short[-1, 1] = 1
+    long = np.concatenate([good[1], good[1][:7]])
+    long[len(good[1]) - 1, 1] = 0  # the expected last beat carries no tlast
+    long[-1, 1] = 1
+    lone = np.array([[0, 1]], np.uint8)
+    stream = np.concatenate([short, good[0], long, good[1], lone, good[2]])
+    res = csim.run_beats(binary, stream, 1, 6, (m.tokens, m.embed_dim))
+    assert res.frames_ok == 3 and res.frames_bad == 3
+    assert res.status == 0b0111, f"status 0x{res.status:x}"  # error | short | long
+    assert len(res.frames) == 3
+    for i, p in enumerate(pxs):
+        assert np.array_equal(res.frames[i], golden_forward(micro.qmodel, p, 1).tokens), i
+
+
+def test_bad_task_sets_error_and_outputs_nothing(micro, binary):
+    m = micro.spec.model
+    px = load_image(EVAL_IMAGE, micro.spec)
+    beats = np.concatenate([frame_beats(px, m.patch)] * 2)
+    res = csim.run_beats(binary, beats, len(micro.spec.tasks), 2, (m.tokens, m.embed_dim))
+    assert res.frames == [] and res.frames_bad == 2 and res.frames_ok == 0
+    assert res.status == 0b1001, f"status 0x{res.status:x}"  # error | bad task
+
+
+def test_hardware_sections_give_identical_outputs(micro, binary, seed):
+    """MAC array 8x8 vs 16x16 and P = 2 vs 4 (separately compiled binaries)."""
+    other = spec_variant(micro.spec, hardware={"mac_rows": 16, "mac_cols": 16, "attn_rows": 4})
+    prep2 = prepare(other)
+    assert prep2.hw.mac_rows == 16 and prep2.hw.attn_rows == 4 and micro.hw.mac_rows == 8
+    assert prep2.qmodel.tensors.keys() == micro.qmodel.tensors.keys()
+    assert all(np.array_equal(prep2.qmodel[k], micro.qmodel[k]) for k in micro.qmodel.tensors)
+    other_bin = csim.build(prep2.qmodel, prep2.hw)
+    print(f"pixel seed={seed}")
+    for px in (load_image(EVAL_IMAGE, micro.spec), random_pixels(micro.spec, seed)):
+        for task in range(len(micro.spec.tasks)):
+            a = csim.run_frame(binary, micro.qmodel, px, task).frames[0]
+            b = csim.run_frame(other_bin, prep2.qmodel, px, task).frames[0]
+            assert np.array_equal(a, b)
+            assert np.array_equal(a, golden_forward(micro.qmodel, px, task).tokens)
+
+
+def test_debug_dumps_match_every_golden_tensor(micro, dump_binary, seed, tmp_path):
+    print(f"pixel seed={seed}")
+    px = random_pixels(micro.spec, seed)
+    res = csim.run_frame(dump_binary, micro.qmodel, px, 0, dump_dir=tmp_path)
+    gold = golden_forward(micro.qmodel, px, 0, trace=True)
+    assert set(gold.trace) <= set(res.dumps), set(gold.trace) - set(res.dumps)
+    assert csim.first_difference(gold.trace, res.dumps) is None
+    assert np.array_equal(res.frames[0], gold.tokens)
+
+
+def test_debug_dumps_name_first_differing_tensor(micro, dump_binary, seed, tmp_path):
+    """A corrupted projection weight of block 1 must be reported at blocks.1.res1."""
+    img, _ = build_image(micro.qmodel, micro.hw)
+    blob = bytearray(img.blob())
+    at = img.offsets["blocks.1.proj.w"] * img.beat_bytes + 3
+    blob[at] = (blob[at] + 77) % 256
+    bad = tmp_path / "bad_weights.bin"
+    bad.write_bytes(bytes(blob))
+    px = random_pixels(micro.spec, seed)
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    res = csim.run_frame(dump_binary, micro.qmodel, px, 0, dump_dir=dumps, weights=bad)
+    gold = golden_forward(micro.qmodel, px, 0, trace=True)
+    msg = csim.first_difference(gold.trace, res.dumps)
+    print(msg)
+    assert msg is not None and msg.startswith("blocks.1.res1: first difference at index")
+
+
+def test_weight_image_layout_roundtrip(micro):
+    """Weights unpack from their beats (lanes of weight_bits) to the quantized tensor."""
+    img, off = build_image(micro.qmodel, micro.hw)
+    blob = np.frombuffer(img.blob(), np.uint8)
+    w = micro.qmodel["blocks.0.qkv.w"]
+    start = off["qkv"][0][0] * img.beat_bytes
+    got = blob[start : start + w.size].view(np.int8).reshape(w.shape)
+    assert np.array_equal(got, w)
+    assert img.beats * img.beat_bytes == len(blob)
+
+
+def test_qmodel_spec_matches_hw(micro):
+    assert isinstance(micro.qmodel, QuantModel) and micro.hw.spec_name == micro.spec.name
+
+
+def test_exact_width_ap_types_build_bit_exact(micro, seed):
+    """-DEVH_AP_TYPES: every buffer and accumulator as ap_int of exactly its derived width (the
+    types synthesis uses) gives the same bits as the native-type C-simulation build."""
+    ap_bin = csim.build(micro.qmodel, micro.hw, ("EVH_AP_TYPES",))
+    print(f"pixel seed={seed}")
+    px = random_pixels(micro.spec, seed)
+    for task in range(len(micro.spec.tasks)):
+        res = csim.run_frame(ap_bin, micro.qmodel, px, task)
+        _check(res, micro, px, task, f"ap types task {task}")
+
+
+def test_no_final_norm_preset_bit_exact(seed):
+    """digits_moe: no final LayerNorm (16-bit residual tokens out), 1 channel, 2 MoE blocks."""
+    prep = prepared("digits_moe")
+    assert not prep.spec.model.final_norm
+    binary = csim.build(prep.qmodel, prep.hw)
+    print(f"pixel seed={seed}")
+    for px in (load_image(EVAL_IMAGE, prep.spec), random_pixels(prep.spec, seed)):
+        for task in range(len(prep.spec.tasks)):
+            res = csim.run_frame(binary, prep.qmodel, px, task)
+            _check(res, prep, px, task, f"digits task {task}")
+
+
+def test_odd_widths_and_schedule_bit_exact(seed):
+    """6-bit weights (5 lanes per 32-bit beat), 40-bit biases (two words each), a 3x5 MAC
+    array and P = 3: packing, tiling and skew edge cases all still match the golden model."""
+    spec = spec_variant(
+        "micro_moe",
+        hardware={"weight_port_bits": 32, "mac_rows": 3, "mac_cols": 5, "attn_rows": 3},
+        quant={"weight_bits": 6, "bias_bits": 40},
+    )
+    prep = prepare(spec)
+    assert prep.hw.weights_per_beat == 5
+    binary = csim.build(prep.qmodel, prep.hw)
+    print(f"pixel seed={seed}")
+    px = random_pixels(spec, seed)
+    for task in range(len(spec.tasks)):
+        _check(csim.run_frame(binary, prep.qmodel, px, task), prep, px, task, f"task {task}")

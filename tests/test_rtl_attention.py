@@ -1,0 +1,31 @@
+"""Attention engine under Verilator, bit-exact with online_softmax_ref; P swept."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.specs import SEED, variant
+
+pytestmark = pytest.mark.rtl
+
+SMALL = {"embed_dim": 16, "heads": 2}  # head_dim 8 keeps the Verilator build small
+
+
+@pytest.mark.parametrize("rows", [2, 3])
+def test_attention_bit_exact(rows):
+    from sim.runner import run_bench
+
+    hw = variant(f"attn_p{rows}", attn_rows=rows, model=SMALL)
+    print(f"seed {SEED}")
+    run_bench("attention", hw, "sim.bench_attention", SEED,
+              COCOTB_TEST_FILTER="attention_bit_exact|attention_saturated_logits")  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rows", [1, 4])
+def test_attention_micro_moe(rows):
+    """micro_moe's own head_dim (32) and 17 tokens, P = 1 and 4 (slow)."""
+    from sim.runner import run_bench
+
+    hw = variant(f"attn_big_p{rows}", attn_rows=rows)
+    run_bench("attention", hw, "sim.bench_attention", SEED + 1, EVH_BLOCKS="6")

@@ -1,0 +1,35 @@
+"""Verilator ``--lint-only -Wall`` on every exported unit (waivers: sim/lint.vlt, each one
+justified there)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.specs import variant
+
+pytestmark = pytest.mark.rtl
+
+# the parameter sets of the benches, so the exports are shared with them
+UNITS = {
+    "compute_unit": ("mac4x2_w8a8", dict(mac_rows=4, mac_cols=2)),
+    "mac_array": ("mac4x2_w8a8", dict(mac_rows=4, mac_cols=2)),
+    "layernorm": ("ln_res16", dict(model={"embed_dim": 24, "heads": 2})),
+    "attention": ("attn_p2", dict(attn_rows=2, model={"embed_dim": 16, "heads": 2})),
+    "router": ("router_e4k2", {}),
+    "expert_queues": ("router_e4k2", {}),
+}
+
+
+@pytest.mark.parametrize("unit", sorted(UNITS))
+def test_verilator_lint_clean(unit):
+    from sim.runner import lint
+
+    name, changes = UNITS[unit]
+    res = lint(unit, variant(name, **changes))
+    assert res.returncode == 0 and "%Warning" not in res.stderr, res.stderr[-4000:]
+
+
+def test_every_unit_is_linted():
+    from rtl.export import UNITS as exported
+
+    assert set(exported()) == set(UNITS)
