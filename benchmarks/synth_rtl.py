@@ -116,7 +116,7 @@ def synth_unit(unit: str, hw, out: Path, reuse: bool = False) -> dict:
 def table(config: str, results: dict[str, dict]) -> Table:
     t = Table(title=f"Yosys synth_xilinx -family xcup estimate, hardware of {config}")
     for col in ("unit", "LUT", "FF", "DSP48E2", "BRAM", "LUTRAM", "CARRY", "levels", "s"):
-        t.add_column(col, justify="left" if col == "unit" else "right")
+        t.add_column(col, justify="left" if col == "unit" else "right", no_wrap=True)
     for unit, r in results.items():
         t.add_row(unit, *(str(r[k]) for k in ("LUT", "FF", "DSP48E2", "BRAM", "LUTRAM",
                                                "CARRY", "levels", "seconds")))  # fmt: skip
