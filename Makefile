@@ -54,5 +54,17 @@ synth: $(STAMP)
 bench-rtl: $(STAMP)
 	$(PYTHON) benchmarks/bench_rtl.py --config $(MODEL)
 
+.PHONY: digits digits-eval quality
+# Train the shipped digits_moe model (CPU, about a minute) and report float / integer accuracy.
+digits: $(STAMP)
+	$(PYTHON) -m edgevit_hw.digits train
+
+digits-eval: $(STAMP)
+	$(PYTHON) -m edgevit_hw.digits eval
+
+# Per-layer SQNR, cosine and accuracy table + PNG in build/<model>/quality.
+quality: $(STAMP)
+	$(PYTHON) -m edgevit_hw.quality --config $(MODEL) --out $(BUILD)/$(MODEL)/quality
+
 clean:
 	rm -rf $(BUILD) .pytest_cache
