@@ -9,7 +9,8 @@ with two tasks on the same images, each with its own router (``digit``: 10 class
 ``parity``: even / odd); experts are shared. Host heads (:class:`edgevit_hw.heads.ClassifierHead`)
 apply LayerNorm + Linear to the class token of each task's output tokens.
 
-``python -m edgevit_hw.digits train`` (``make digits``) trains on the CPU (AdamW, seeded), writes ``edgevit_hw/models/digits_moe.safetensors`` (float weights,
+``python -m edgevit_hw.digits train`` (``make digits``) trains on the CPU (AdamW, seeded),
+writes ``edgevit_hw/models/digits_moe.safetensors`` (float weights,
 ``head.<task>.*`` and ``calibration.pixels``: the first ``CALIB_COUNT`` training images) and
 reports float and integer (golden model) accuracy per task on the held-out split.
 ``python -m edgevit_hw.digits eval`` evaluates the shipped file without training.

@@ -185,8 +185,9 @@ def golden_frame(prep, image: np.ndarray, out: Path, classes: int = 6, seed: int
     seg = seg_head(toks[0]).argmax(0)
     depth = depth_head(toks[1])[0]
     note = "synthetic weights, " if prep.qmodel.synthetic else ""
-    title = (f"{spec.name}: golden-model tokens ({spec.tasks[0]} / {spec.tasks[1]} routers);"
-             f" {note}untrained host heads (k-means prototypes, first principal component)")  # fmt: skip
+    heads = "untrained host heads (k-means prototypes, first principal component)"
+    routers = f"{spec.tasks[0]} / {spec.tasks[1]} routers"
+    title = f"{spec.name}: golden-model tokens ({routers}); {note}{heads}"
     return frame_figure(image, seg, depth, out / "frame.png", title)
 
 

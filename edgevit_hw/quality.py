@@ -106,8 +106,8 @@ def measure(qmodel, weights: dict, images: np.ndarray, labels=None, heads=None,
             cosines.append(_cosine(out[b], gold_out[-1]))
         if labels is not None and heads is not None:
             want = label_fn(task, labels) if label_fn else np.asarray(labels)
-            accuracy[task] = [100.0 * float(np.mean(h.predict(x) == want))
-                              for h, x in ((heads[t], out), (heads[t], np.stack(gold_out)))]  # fmt: skip
+            pairs = ((heads[t], out), (heads[t], np.stack(gold_out)))
+            accuracy[task] = [100.0 * float(np.mean(h.predict(x) == want)) for h, x in pairs]
     layers = {n: sqnr_db(*energy[n]) for n, _ in pts}
     return QualityReport(spec.name, len(images), layers, _block_ranges(spec, layers),
                          float(np.mean(cosines)), float(np.min(cosines)), accuracy)  # fmt: skip

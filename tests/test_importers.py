@@ -23,13 +23,31 @@ TIMM_CONFIGS = {
     "deit_tiny": ("deit_tiny_patch16_224", {}),
     "ls_noqkvbias_avg": (
         "vit_tiny_patch16_224",
-        dict(img_size=64, patch_size=8, embed_dim=96, depth=3, num_heads=3, qkv_bias=False,
-             init_values=0.1, global_pool="avg", no_embed_class=True, num_classes=7),
+        dict(
+            img_size=64,
+            patch_size=8,
+            embed_dim=96,
+            depth=3,
+            num_heads=3,
+            qkv_bias=False,
+            init_values=0.1,
+            global_pool="avg",
+            no_embed_class=True,
+            num_classes=7,
+        ),
     ),  # fmt: skip
     "no_class_token": (
         "vit_tiny_patch16_224",
-        dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=2, class_token=False,
-             global_pool="avg", num_classes=5),
+        dict(
+            img_size=32,
+            patch_size=8,
+            embed_dim=64,
+            depth=2,
+            num_heads=2,
+            class_token=False,
+            global_pool="avg",
+            num_classes=5,
+        ),
     ),  # fmt: skip
 }
 
@@ -72,7 +90,8 @@ def test_timm_spec_fields():
     want = load_spec("deit_tiny").model
     got = deit.model
     assert (got.image, got.patch, got.embed_dim, got.depth, got.heads, got.mlp_hidden) == (
-        want.image, want.patch, want.embed_dim, want.depth, want.heads, want.mlp_hidden)  # fmt: skip
+        want.image, want.patch, want.embed_dim, want.depth, want.heads, want.mlp_hidden
+    )  # fmt: skip
 
 
 def test_deit_tiny_golden_cosine_on_photographs():
@@ -195,13 +214,19 @@ def test_m3vit_single_gate_and_default_image():
     "edit, feature",
     [
         (lambda s: s.update(dist_token=torch.zeros(1, 1, 64)), "distillation token"),
-        (lambda s: s.update({"blocks.0.attn.relative_position_bias_table": torch.zeros(9, 2)}),
-         "relative position bias"),  # fmt: skip
+        (
+            lambda s: s.update({"blocks.0.attn.relative_position_bias_table": torch.zeros(9, 2)}),
+            "relative position bias",
+        ),  # fmt: skip
         (lambda s: s.update({"blocks.0.norm1.running_mean": torch.zeros(64)}), "BatchNorm"),
-        (lambda s: s.update({"blocks.1.mlp.gate.0.w_gate": torch.zeros(66, 4)}),
-         "task-conditioned gate input"),  # fmt: skip
-        (lambda s: s.update({"blocks.0.mlp.norm.weight": torch.zeros(64)}),
-         "unknown block tensor blocks.0.mlp.norm.weight"),  # fmt: skip
+        (
+            lambda s: s.update({"blocks.1.mlp.gate.0.w_gate": torch.zeros(66, 4)}),
+            "task-conditioned gate input",
+        ),  # fmt: skip
+        (
+            lambda s: s.update({"blocks.0.mlp.norm.weight": torch.zeros(64)}),
+            "unknown block tensor blocks.0.mlp.norm.weight",
+        ),  # fmt: skip
     ],
 )
 def test_m3vit_refusals(edit, feature):
