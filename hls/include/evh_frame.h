@@ -114,13 +114,13 @@ void epilogue(const Job& j, HeadStream<Cfg>& hs, AccStream<Cfg>& as,
               const typename Cfg::idx_t qslot[Cfg::MOE_N],
               const typename Cfg::gw_t gate_w[Cfg::MOE_N][Cfg::TOPK]) {
     if (j.epi == EPI_QKV)
-        epi_act<Cfg, 3 * Cfg::D>(hs, as, j.o_dim, j.nrows, qkv);
+        epi_requant<Cfg::ACT_BITS>(hs, as, j.o_dim, j.nrows, qkv);
     else if (j.epi == EPI_RESIDUAL)
         epi_residual<Cfg>(hs, as, j.o_dim, j.nrows, j.row_offset, res);
     else if (j.epi == EPI_GELU)
         epi_gelu<Cfg>(hs, as, j.o_dim, j.nrows, j.gm, j.gs, hid);
     else if (j.epi == EPI_LOGIT)
-        epi_logit<Cfg>(hs, as, j.o_dim, j.nrows, logits);
+        epi_requant<Cfg::LOGIT_BITS>(hs, as, j.o_dim, j.nrows, logits);
     else
         epi_moe<Cfg>(hs, as, j.o_dim, j.nrows, qtok, qslot, gate_w, macc);
 }

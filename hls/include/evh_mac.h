@@ -133,10 +133,10 @@ EVH_PRAGMA(HLS ARRAY_PARTITION variable = bias complete dim = 0)
 
 // ---- epilogues: each consumes ceil(O/C) tile heads, each followed by nrows accumulator rows.
 
-// requant to activations: dst[row][col_base + col] = requant(acc, m, s, ACT_BITS).
-template <class Cfg, int DS>
-void epi_act(HeadStream<Cfg>& hs, AccStream<Cfg>& as, int o_dim, int nrows,
-             typename Cfg::act_t dst[][DS]) {
+// requant to a BITS-wide destination (activations, router logits):
+// dst[row][col_base + col] = requant(acc, m, s, BITS).
+template <int BITS, class Cfg, class T, int DS>
+void epi_requant(HeadStream<Cfg>& hs, AccStream<Cfg>& as, int o_dim, int nrows, T dst[][DS]) {
     for (int t = 0; t < ceil_div(o_dim, Cfg::C); ++t) {
         const TileHead<Cfg> h = hs.read();
         for (int i = 0; i < nrows; ++i) {
@@ -144,8 +144,7 @@ EVH_PRAGMA(HLS PIPELINE II = 1)
             const AccRow<Cfg> a = as.read();
             for (int c = 0; c < Cfg::C; ++c)  // unrolled: C lanes per row
                 if (c < h.ncols)
-                    dst[a.row][h.col0 + c] =
-                        typename Cfg::act_t(requant(a.v[c], h.m[c], h.s[c], Cfg::ACT_BITS));
+                    dst[a.row][h.col0 + c] = T(requant(a.v[c], h.m[c], h.s[c], BITS));
         }
     }
 }
@@ -183,23 +182,6 @@ EVH_PRAGMA(HLS PIPELINE II = 1)
                     const i64 g = gelu_q<Cfg::GELU_F>(u, Cfg::GELU_TABLE);
                     hid[a.row][h.col0 + c] = typename Cfg::act_t(requant(g, gm, gs, Cfg::ACT_BITS));
                 }
-        }
-    }
-}
-
-// requant to log2-domain router logits.
-template <class Cfg>
-void epi_logit(HeadStream<Cfg>& hs, AccStream<Cfg>& as, int o_dim, int nrows,
-               typename Cfg::logit_t logits[Cfg::MOE_N][Cfg::E]) {
-    for (int t = 0; t < ceil_div(o_dim, Cfg::C); ++t) {
-        const TileHead<Cfg> h = hs.read();
-        for (int i = 0; i < nrows; ++i) {
-EVH_PRAGMA(HLS PIPELINE II = 1)
-            const AccRow<Cfg> a = as.read();
-            for (int c = 0; c < Cfg::C; ++c)  // unrolled: C lanes per row
-                if (c < h.ncols)
-                    logits[a.row][h.col0 + c] =
-                        typename Cfg::logit_t(requant(a.v[c], h.m[c], h.s[c], Cfg::LOGIT_BITS));
         }
     }
 }
