@@ -85,6 +85,7 @@ class ArithParams:
     gelu_in_bits: int
     gelu_out_bits: int
     gate_weight_bits: int
+    gate_weight_word_bits: int  # unsigned word holding 0..2^W (2^W means 1.0)
     gate_sum_bits: int
     moe_acc_bits: int
     moe_prod_bits: int
@@ -163,6 +164,7 @@ def derive_arith(spec: Spec) -> ArithParams:
         gelu_in_bits=q.gelu_in_bits,
         gelu_out_bits=q.gelu_in_bits,
         gate_weight_bits=q.gate_weight_bits,
+        gate_weight_word_bits=ubits(1 << q.gate_weight_bits),
         gate_sum_bits=ubits(e.experts * one),
         moe_acc_bits=moe_acc,
         moe_prod_bits=moe_acc + q.mult_bits,
@@ -264,7 +266,7 @@ def _buffers(spec: Spec, a: ArithParams) -> tuple[Buffer, ...]:
         Buffer("hidden", n * hidden, a.act_bits),
         Buffer("moe_acc", n * d if spec.moe.blocks else 0, a.moe_acc_bits),
         Buffer("expert_queues", a.experts * n if spec.moe.blocks else 0, ubits(n)),
-        Buffer("gate_weights", n * a.top_k if spec.moe.blocks else 0, a.gate_weight_bits + 1),
+        Buffer("gate_weights", n * a.top_k if spec.moe.blocks else 0, a.gate_weight_word_bits),
         Buffer("weight_tiles_x2", 2 * wmax, a.weight_bits),
     )
 

@@ -368,7 +368,7 @@ def hls_buffers(hw: HwParams) -> list[tuple[str, int, int]]:
         ("moe_acc", rows * d, t["moe_t"][0]),
         ("expert_queues (token)", e * rows, t["idx_t"][0]),
         ("expert_queues (slot)", e * rows, ubits(max(k - 1, 1))),
-        ("gate_weights", rows * k, a.gate_weight_bits + 1),
+        ("gate_weights", rows * k, a.gate_weight_word_bits),
         ("weight_tiles_x2", 2 * max_k * hw.mac_cols, a.weight_bits),
         ("pixels (HLS only)", a.patches * a.patch_dim, 8),
         ("gate_logits (HLS only)", rows * e, a.logit_bits),

@@ -71,7 +71,7 @@ class Widths:
             res=a.res_bits,
             mult=a.mult_bits,
             moe_acc=a.moe_acc_bits,
-            gate_w=a.gate_weight_bits + 1,  # unsigned, up to 2^W (= 1.0)
+            gate_w=a.gate_weight_word_bits,
             out=max(acc, a.moe_acc_bits, a.gelu_in_bits, a.logit_bits, a.res_bits),
         )
 
@@ -195,7 +195,7 @@ def router_out_layout(hw: HwParams) -> StructLayout:
     return StructLayout(
         {
             "idx": _arr(unsigned(index_bits(a.experts)), a.top_k),
-            "w": _arr(unsigned(a.gate_weight_bits + 1), a.top_k),
+            "w": _arr(unsigned(a.gate_weight_word_bits), a.top_k),
             "last": 1,
         }
     )
