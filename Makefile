@@ -38,8 +38,8 @@ gen: $(STAMP)
 	$(PYTHON) -m edgevit_hw.gen --config $(MODEL) --out $(BUILD)/$(MODEL)
 
 lint: $(STAMP)
-	$(BIN)/ruff check edgevit_hw tests rtl sim benchmarks
-	$(BIN)/ruff format --check edgevit_hw tests rtl sim benchmarks
+	$(BIN)/ruff check edgevit_hw tests rtl sim hls benchmarks
+	$(BIN)/ruff format --check edgevit_hw tests rtl sim hls benchmarks
 
 bench: $(STAMP)
 	$(PYTHON) benchmarks/bench_golden.py --config $(MODEL)
@@ -57,14 +57,14 @@ bench-rtl: $(STAMP)
 .PHONY: digits digits-eval quality
 # Train the shipped digits_moe model (CPU, about a minute) and report float / integer accuracy.
 digits: $(STAMP)
-	$(PYTHON) -m edgevit_hw.digits train
+	$(PYTHON) -m edgevit_hw.apps.digits train
 
 digits-eval: $(STAMP)
-	$(PYTHON) -m edgevit_hw.digits eval
+	$(PYTHON) -m edgevit_hw.apps.digits eval
 
 # Per-layer SQNR, cosine and accuracy table + PNG in build/<model>/quality.
 quality: $(STAMP)
-	$(PYTHON) -m edgevit_hw.quality --config $(MODEL) --out $(BUILD)/$(MODEL)/quality
+	$(PYTHON) -m edgevit_hw.ml.quality --config $(MODEL) --out $(BUILD)/$(MODEL)/quality
 
 clean:
 	rm -rf $(BUILD) .pytest_cache

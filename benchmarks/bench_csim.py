@@ -17,13 +17,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from edgevit_hw.hls import csim
+from edgevit_hw.hls.emit import build_image, hls_buffers
 
-from edgevit_hw import csim
+from edgevit_hw.core.golden import golden_forward
+from edgevit_hw.core.spec import load_spec
 from edgevit_hw.flow import prepare
-from edgevit_hw.golden import golden_forward
-from edgevit_hw.hls_emit import build_image, hls_buffers
-from edgevit_hw.images import EVAL_IMAGE, load_image
-from edgevit_hw.spec import load_spec
+from edgevit_hw.ml.images import EVAL_IMAGE, load_image
 
 
 def _compile_fresh(prep) -> csim.Binary:

@@ -18,12 +18,12 @@ import time  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from edgevit_hw.fidelity import measure  # noqa: E402
+from edgevit_hw.core.golden import golden_forward  # noqa: E402
+from edgevit_hw.core.spec import load_spec  # noqa: E402
 from edgevit_hw.flow import prepare  # noqa: E402
-from edgevit_hw.golden import golden_forward  # noqa: E402
-from edgevit_hw.images import EVAL_IMAGE, load_image  # noqa: E402
-from edgevit_hw.spec import load_spec  # noqa: E402
-from edgevit_hw.weights import build_reference  # noqa: E402
+from edgevit_hw.ml.fidelity import measure  # noqa: E402
+from edgevit_hw.ml.images import EVAL_IMAGE, load_image  # noqa: E402
+from edgevit_hw.ml.weights import build_reference  # noqa: E402
 
 
 def time_frames(qm, img, task: int, runs: int) -> list[float]:

@@ -16,26 +16,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from rich.console import Console
+from rich.table import Table
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from edgevit_hw.derive import derive  # noqa: E402
-from edgevit_hw.spec import load_spec  # noqa: E402
+from edgevit_hw.core.derive import derive
+from edgevit_hw.core.spec import load_spec
 
 BENCHES = {
-    "compute_unit": ("sim.bench_compute", "compute_unit_throughput", "cycles_per_tile"),
-    "layernorm": ("sim.bench_layernorm", "layernorm_throughput", "cycles_per_row"),
-    "attention": ("sim.bench_attention", "attention_throughput", "cycles_per_row"),
-    "router": ("sim.bench_router", "router_throughput", "cycles_per_token"),
-    "expert_queues": ("sim.bench_router", "expert_queues_throughput", "cycles_per_token"),
+    "compute_unit": ("edgevit_hw.sim.bench_compute", "compute_unit_throughput", "cycles_per_tile"),
+    "layernorm": ("edgevit_hw.sim.bench_layernorm", "layernorm_throughput", "cycles_per_row"),
+    "attention": ("edgevit_hw.sim.bench_attention", "attention_throughput", "cycles_per_row"),
+    "router": ("edgevit_hw.sim.bench_router", "router_throughput", "cycles_per_token"),
+    "expert_queues": (
+        "edgevit_hw.sim.bench_router",
+        "expert_queues_throughput",
+        "cycles_per_token",
+    ),
 }
 CLOCK_NS = 10  # sim/harness.start
 
@@ -46,7 +46,7 @@ def sim_seconds(results: Path) -> float:
 
 
 def run(unit: str, hw, seed: int, out: Path, **env) -> dict:
-    from sim.runner import build, run_bench
+    from edgevit_hw.sim.runner import build, run_bench
 
     module, test, key = BENCHES[unit]
     t0 = time.time()
@@ -65,10 +65,10 @@ def run(unit: str, hw, seed: int, out: Path, **env) -> dict:
 def speed(hw, seed: int, out: Path, cycles: int) -> dict:
     """Free-running compute unit (all R x C MACs busy every cycle): simulated cycles per
     wall second of Verilator with only cocotb's clock running."""
-    from sim.runner import run_bench
+    from edgevit_hw.sim.runner import run_bench
 
     report = out / "speed.json"
-    run_bench("compute_unit", hw, "sim.bench_compute", seed, tag="bench_speed",
+    run_bench("compute_unit", hw, "edgevit_hw.sim.bench_compute", seed, tag="bench_speed",
               COCOTB_TEST_FILTER="compute_unit_free_run", EVH_REPORT=str(report),
               EVH_CYCLES=str(cycles))  # fmt: skip
     return json.loads(report.read_text())
@@ -107,10 +107,14 @@ def raw_speed(hw, out: Path, cycles: int) -> dict:
     import subprocess
 
     from amaranth.hdl import Shape
-
-    from rtl.export import export_unit
-    from rtl.layouts import epi_cfg_layout, epi_out_layout, epi_side_layout, mac_op_layout
-    from sim.runner import verilator_env
+    from edgevit_hw.rtl.export import export_unit
+    from edgevit_hw.rtl.layouts import (
+        epi_cfg_layout,
+        epi_out_layout,
+        epi_side_layout,
+        mac_op_layout,
+    )
+    from edgevit_hw.sim.runner import verilator_env
 
     verilator_env()
     folder = (out / "raw_speed").resolve()
@@ -147,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     os.environ.setdefault("EVH_VL_OPT", "-O2")
     hw = derive(load_spec(args.config))
-    out = ROOT / "build" / "rtl_bench" / args.config
+    out = Path("build") / "rtl_bench" / args.config
     out.mkdir(parents=True, exist_ok=True)
     res = {}
     for unit in args.unit or list(BENCHES):

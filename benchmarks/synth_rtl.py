@@ -15,20 +15,16 @@ import argparse
 import json
 import re
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from edgevit_hw.rtl.export import UNITS, export_unit, top_name
+from rich.console import Console
+from rich.table import Table
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from edgevit_hw.derive import derive  # noqa: E402
-from edgevit_hw.spec import load_spec  # noqa: E402
-from rtl.export import UNITS, export_unit, top_name  # noqa: E402
+from edgevit_hw.core.derive import derive
+from edgevit_hw.core.spec import load_spec
 
 GROUPS = {
     "LUT": re.compile(r"^LUT\d$"),
@@ -132,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", help="output folder (default build/synth/<config>)")
     args = ap.parse_args(argv)
     hw = derive(load_spec(args.config))
-    out = Path(args.out) if args.out else ROOT / "build" / "synth" / args.config
+    out = Path(args.out) if args.out else Path("build") / "synth" / args.config
     out.mkdir(parents=True, exist_ok=True)
     units = args.unit or list(UNITS())
     with ThreadPoolExecutor(args.jobs) as pool:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgevit_hw.derive import HwParams, derive
-from edgevit_hw.golden import golden_forward
-from edgevit_hw.images import EVAL_IMAGE, calibration_set, load_image
-from edgevit_hw.qmodel import QuantModel
-from edgevit_hw.quantizer import quantize
-from edgevit_hw.spec import Spec
-from edgevit_hw.weights import load_weights, synthetic_weights
+from edgevit_hw.core.derive import HwParams, derive
+from edgevit_hw.core.golden import golden_forward
+from edgevit_hw.core.qmodel import QuantModel
+from edgevit_hw.core.spec import Spec
+from edgevit_hw.ml.images import EVAL_IMAGE, calibration_set, load_image
+from edgevit_hw.ml.quantizer import quantize
+from edgevit_hw.ml.weights import load_weights, synthetic_weights
 
 SYNTHETIC_SEED = 0
 
@@ -35,8 +35,8 @@ class Prepared:
 def prepare(spec: Spec, weights_path: str | None = None) -> Prepared:
     """Float weights (from ``weights_path`` or seeded synthetic ones), quantized on the
     calibration photographs. A preset with shipped trained weights uses them (and their own
-    calibration images) when no ``weights_path`` is given (:mod:`edgevit_hw.shipped`)."""
-    from edgevit_hw.shipped import shipped_calibration, shipped_weights_path
+    calibration images) when no ``weights_path`` is given (:mod:`edgevit_hw.ml.shipped`)."""
+    from edgevit_hw.ml.shipped import shipped_calibration, shipped_weights_path
 
     weights_path = weights_path or shipped_weights_path(spec)
     if weights_path:
@@ -89,7 +89,7 @@ def generate(prep: Prepared, out: Path) -> list[Path]:
                                    indent=2, sort_keys=True))  # fmt: skip
     prep.qmodel.save(files[2])
     files += write_golden_vectors(prep, out)
-    from edgevit_hw.hls_emit import write_project
+    from edgevit_hw.hls.emit import write_project
 
     files += write_project(prep, out)  # DIR/hls: the Vitis HLS project (issue 3)
     return files

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edgevit_hw.errors import EdgeVitError
+from edgevit_hw.core.errors import EdgeVitError
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -18,8 +18,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgevit_hw.core.spec import load_spec
     from edgevit_hw.flow import generate, prepare
-    from edgevit_hw.spec import load_spec
 
     spec = load_spec(args.config)
     out = Path(args.out or f"build/{spec.name}")

@@ -27,11 +27,11 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from edgevit_hw.rtl.hwmath import clamp, reg, round_shift, sreg
+from edgevit_hw.rtl.layouts import SHIFT_BITS, attn_kv_layout, attn_out_layout, attn_q_layout
 
-from edgevit_hw import arithmetic as A
-from edgevit_hw.derive import HwParams
-from rtl.hwmath import clamp, reg, round_shift, sreg
-from rtl.layouts import SHIFT_BITS, attn_kv_layout, attn_out_layout, attn_q_layout
+from edgevit_hw.core import arithmetic as A
+from edgevit_hw.core.derive import HwParams
 
 ON = Const(1, 1)
 V_TAP = 6  # row pipeline stages between reading k and multiplying by v

@@ -13,12 +13,12 @@ from __future__ import annotations
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+from edgevit_hw.rtl.epilogue import Epilogue
+from edgevit_hw.rtl.layouts import epi_cfg_layout, epi_out_layout, epi_side_layout, mac_op_layout
+from edgevit_hw.rtl.mac_array import MacArray
+from edgevit_hw.rtl.skid import SkidBuffer
 
-from edgevit_hw.derive import HwParams
-from rtl.epilogue import Epilogue
-from rtl.layouts import epi_cfg_layout, epi_out_layout, epi_side_layout, mac_op_layout
-from rtl.mac_array import MacArray
-from rtl.skid import SkidBuffer
+from edgevit_hw.core.derive import HwParams
 
 
 class ComputeUnit(wiring.Component):

@@ -3,7 +3,7 @@
 A finished R x C tile (from :class:`rtl.mac_array.MacArray`) is taken together with one
 ``cfg`` beat (:func:`rtl.layouts.epi_cfg_layout`) and drained one row of C columns per cycle.
 Per column ``c`` with ``a = acc + bias[c]`` the output row (``out.y``) is, by ``cfg.mode``
-(:class:`rtl.layouts.EpiMode`), bit-exact with :mod:`edgevit_hw.arithmetic`:
+(:class:`rtl.layouts.EpiMode`), bit-exact with :mod:`edgevit_hw.core.arithmetic`:
 
 * ACC       ``a``
 * REQUANT   ``requant(a, m[c], s[c], bits(cfg.clamp))``
@@ -23,11 +23,8 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
-from edgevit_hw import arithmetic as A
-from edgevit_hw.derive import HwParams
-from rtl.hwmath import clamp, reg, round_shift, sreg
-from rtl.layouts import (
+from edgevit_hw.rtl.hwmath import clamp, reg, round_shift, sreg
+from edgevit_hw.rtl.layouts import (
     EpiClamp,
     EpiMode,
     Widths,
@@ -35,7 +32,10 @@ from rtl.layouts import (
     epi_out_layout,
     epi_side_layout,
 )
-from rtl.mac_array import tile_layout
+from edgevit_hw.rtl.mac_array import tile_layout
+
+from edgevit_hw.core import arithmetic as A
+from edgevit_hw.core.derive import HwParams
 
 SIDE_MODES = (EpiMode.RESIDUAL, EpiMode.MOE_ACC, EpiMode.MOE_RES)
 

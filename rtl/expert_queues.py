@@ -21,9 +21,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.data import StructLayout
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from edgevit_hw.rtl.layouts import index_bits, queue_out_layout, router_out_layout
 
-from edgevit_hw.derive import HwParams
-from rtl.layouts import index_bits, queue_out_layout, router_out_layout
+from edgevit_hw.core.derive import HwParams
 
 
 class ExpertQueueBuilder(wiring.Component):

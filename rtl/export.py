@@ -12,27 +12,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 from amaranth.back import verilog
+from edgevit_hw.rtl.params import write_hw_json
 
-from edgevit_hw.derive import HwParams, derive
-from edgevit_hw.spec import load_spec
-from rtl.params import write_hw_json
+from edgevit_hw.core.derive import HwParams, derive
+from edgevit_hw.core.spec import load_spec
 
 
 def _units() -> dict[str, Callable[[HwParams], object]]:
-    from rtl.compute_unit import ComputeUnit
+    from edgevit_hw.rtl.compute_unit import ComputeUnit
 
     units: dict[str, Callable[[HwParams], object]] = {"compute_unit": ComputeUnit}
     try:
-        from rtl.mac_array import MacArray
+        from edgevit_hw.rtl.mac_array import MacArray
 
         units["mac_array"] = MacArray
     except ImportError:  # pragma: no cover
         pass
     for mod, cls, name in (
-        ("rtl.attention", "AttentionEngine", "attention"),
-        ("rtl.layernorm", "LayerNormUnit", "layernorm"),
-        ("rtl.router", "MoeRouter", "router"),
-        ("rtl.expert_queues", "ExpertQueueBuilder", "expert_queues"),
+        ("edgevit_hw.rtl.attention", "AttentionEngine", "attention"),
+        ("edgevit_hw.rtl.layernorm", "LayerNormUnit", "layernorm"),
+        ("edgevit_hw.rtl.router", "MoeRouter", "router"),
+        ("edgevit_hw.rtl.expert_queues", "ExpertQueueBuilder", "expert_queues"),
     ):
         try:
             units[name] = getattr(__import__(mod, fromlist=[cls]), cls)

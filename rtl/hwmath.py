@@ -1,4 +1,4 @@
-"""Amaranth expression builders for the arithmetic contract (:mod:`edgevit_hw.arithmetic`).
+"""Amaranth expression builders for the arithmetic contract (:mod:`edgevit_hw.core.arithmetic`).
 
 Each builder returns a combinational expression with exactly the formula of the Python op of
 the same name; the units register the results between pipeline stages.

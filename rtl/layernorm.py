@@ -27,11 +27,11 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from edgevit_hw.rtl.hwmath import clamp, reg, round_shift, sreg
+from edgevit_hw.rtl.layouts import SHIFT_BITS, ln_in_layout, ln_out_layout
 
-from edgevit_hw import arithmetic as A
-from edgevit_hw.derive import HwParams
-from rtl.hwmath import clamp, reg, round_shift, sreg
-from rtl.layouts import SHIFT_BITS, ln_in_layout, ln_out_layout
+from edgevit_hw.core import arithmetic as A
+from edgevit_hw.core.derive import HwParams
 
 
 def bitlen(v) -> object:

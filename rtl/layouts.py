@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib.data import ArrayLayout, Layout, StructLayout
 
-from edgevit_hw.derive import HwParams
+from edgevit_hw.core.derive import HwParams
 
 # requant's contract: 1 <= s <= 62, so every shift amount fits 6 bits.
 SHIFT_BITS = 6

@@ -19,10 +19,10 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.data import ArrayLayout
 from amaranth.lib.wiring import In, Out
+from edgevit_hw.rtl.hwmath import reg
+from edgevit_hw.rtl.layouts import Widths, mac_op_layout
 
-from edgevit_hw.derive import HwParams
-from rtl.hwmath import reg
-from rtl.layouts import Widths, mac_op_layout
+from edgevit_hw.core.derive import HwParams
 
 
 def tile_layout(hw: HwParams) -> ArrayLayout:

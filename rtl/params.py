@@ -10,7 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from edgevit_hw.derive import ArithParams, Buffer, HwParams
+from edgevit_hw.core.derive import ArithParams, Buffer, HwParams
 
 
 def hw_from_dict(d: dict) -> HwParams:

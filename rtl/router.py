@@ -20,10 +20,10 @@ from __future__ import annotations
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+from edgevit_hw.rtl.attention import exp2_q, exp2_rom
+from edgevit_hw.rtl.layouts import index_bits, router_in_layout, router_out_layout
 
-from edgevit_hw.derive import HwParams
-from rtl.attention import exp2_q, exp2_rom
-from rtl.layouts import index_bits, router_in_layout, router_out_layout
+from edgevit_hw.core.derive import HwParams
 
 
 def ranks(t: list, e: int):

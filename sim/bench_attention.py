@@ -13,11 +13,11 @@ import random
 
 import cocotb
 import numpy as np
+from edgevit_hw.rtl.layouts import attn_kv_layout, attn_out_layout, attn_q_layout
+from edgevit_hw.sim.bench_compute import _report, _rint
+from edgevit_hw.sim.harness import Driver, Scoreboard, Sink, bench_params, start, wait_done
 
-from edgevit_hw import arithmetic as A
-from rtl.layouts import attn_kv_layout, attn_out_layout, attn_q_layout
-from sim.bench_compute import _report, _rint
-from sim.harness import Driver, Scoreboard, Sink, bench_params, start, wait_done
+from edgevit_hw.core import arithmetic as A
 
 
 def make_block(hw, rng: np.random.Generator, kind: str):

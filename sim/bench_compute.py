@@ -1,4 +1,4 @@
-"""cocotb bench of rtl.compute_unit.ComputeUnit against edgevit_hw.arithmetic, bit for bit.
+"""cocotb bench of rtl.compute_unit.ComputeUnit against edgevit_hw.core.arithmetic, bit for bit.
 
 Tiles of random length K with random epilogue modes, plus named corner cases (saturation at
 both ends, extreme operands, exact rounding halves, GELU beyond its table, m = 0, K = 1 tiles
@@ -13,9 +13,7 @@ import random
 
 import cocotb
 import numpy as np
-
-from edgevit_hw import arithmetic as A
-from rtl.layouts import (
+from edgevit_hw.rtl.layouts import (
     EpiClamp,
     EpiMode,
     Widths,
@@ -25,7 +23,9 @@ from rtl.layouts import (
     mac_op_layout,
     pack,
 )
-from sim.harness import Driver, Scoreboard, Sink, bench_params, start, wait_done
+from edgevit_hw.sim.harness import Driver, Scoreboard, Sink, bench_params, start, wait_done
+
+from edgevit_hw.core import arithmetic as A
 
 SIDE = (EpiMode.RESIDUAL, EpiMode.MOE_ACC, EpiMode.MOE_RES)
 

@@ -12,11 +12,11 @@ import random
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
+from edgevit_hw.rtl.layouts import ln_in_layout, ln_out_layout
+from edgevit_hw.sim.bench_compute import _report, _rint
+from edgevit_hw.sim.harness import Driver, Scoreboard, Sink, bench_params, start, wait_done
 
-from edgevit_hw import arithmetic as A
-from rtl.layouts import ln_in_layout, ln_out_layout
-from sim.bench_compute import _report, _rint
-from sim.harness import Driver, Scoreboard, Sink, bench_params, start, wait_done
+from edgevit_hw.core import arithmetic as A
 
 
 def make_rows(hw, rng: np.random.Generator, n_random: int):

@@ -13,12 +13,12 @@ import random
 
 import cocotb
 import numpy as np
+from edgevit_hw.rtl.layouts import queue_out_layout, router_in_layout, router_out_layout
+from edgevit_hw.sim.bench_compute import _report, _rint
+from edgevit_hw.sim.harness import Driver, Scoreboard, Sink, bench_params, start, wait_done
 
-from edgevit_hw import arithmetic as A
-from edgevit_hw.golden import expert_queues
-from rtl.layouts import queue_out_layout, router_in_layout, router_out_layout
-from sim.bench_compute import _report, _rint
-from sim.harness import Driver, Scoreboard, Sink, bench_params, start, wait_done
+from edgevit_hw.core import arithmetic as A
+from edgevit_hw.core.golden import expert_queues
 
 
 def make_logits(hw, rng: np.random.Generator, n_random: int):

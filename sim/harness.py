@@ -15,9 +15,8 @@ from collections.abc import Callable, Sequence
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-
-from rtl.layouts import pack, unpack
-from rtl.params import hw_from_json
+from edgevit_hw.rtl.layouts import pack, unpack
+from edgevit_hw.rtl.params import hw_from_json
 
 
 def bench_params():

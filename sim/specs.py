@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edgevit_hw.derive import HwParams, derive
-from edgevit_hw.spec import _read_yaml, spec_from_dict
+from edgevit_hw.core.derive import HwParams, derive
+from edgevit_hw.core.spec import _read_yaml, spec_from_dict
 
 SEED = 20261122
 HW_KEYS = {"mac_rows", "mac_cols", "attn_rows"}

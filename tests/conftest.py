@@ -5,8 +5,8 @@ import os
 
 import pytest
 
+from edgevit_hw.core.spec import load_spec
 from edgevit_hw.flow import prepare
-from edgevit_hw.spec import load_spec
 
 SEED = int(os.environ.get("EDGEVIT_SEED", "20261122"))
 

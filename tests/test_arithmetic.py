@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from edgevit_hw import arithmetic as A
+from edgevit_hw.core import arithmetic as A
 
 
 def py_round_shift(x: int, s: int) -> int:

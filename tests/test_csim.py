@@ -8,14 +8,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import prepared
+from edgevit_hw.hls import csim
+from edgevit_hw.hls.emit import build_image, frame_beats
 
-from edgevit_hw import csim
+from edgevit_hw.core.golden import golden_forward
+from edgevit_hw.core.qmodel import QuantModel
+from edgevit_hw.core.spec import spec_variant
 from edgevit_hw.flow import prepare
-from edgevit_hw.golden import golden_forward
-from edgevit_hw.hls_emit import build_image, frame_beats
-from edgevit_hw.images import EVAL_IMAGE, load_image, random_pixels
-from edgevit_hw.qmodel import QuantModel
-from edgevit_hw.spec import spec_variant
+from edgevit_hw.ml.images import EVAL_IMAGE, load_image, random_pixels
 
 pytestmark = pytest.mark.csim
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import prepared
+from edgevit_hw.hls import csim
 
-from edgevit_hw import csim
-from edgevit_hw.golden import golden_forward
-from edgevit_hw.images import EVAL_IMAGE, load_image, random_pixels
+from edgevit_hw.core.golden import golden_forward
+from edgevit_hw.ml.images import EVAL_IMAGE, load_image, random_pixels
 
 pytestmark = [pytest.mark.csim, pytest.mark.slow]
 

@@ -2,9 +2,9 @@
 
 import json
 
-from edgevit_hw import arithmetic as A
-from edgevit_hw.derive import derive, derive_arith
-from edgevit_hw.spec import load_spec, spec_variant
+from edgevit_hw.core import arithmetic as A
+from edgevit_hw.core.derive import derive, derive_arith
+from edgevit_hw.core.spec import load_spec, spec_variant
 
 
 def test_accumulators_hold_their_extremes():

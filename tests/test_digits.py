@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgevit_hw import digits
-from edgevit_hw.spec import load_spec
+from edgevit_hw.apps import digits
+from edgevit_hw.core.spec import load_spec
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_shipped_digits_moe_accuracy(shipped):
 
 def test_prepare_picks_up_shipped_weights():
     from edgevit_hw.flow import prepare
-    from edgevit_hw.shipped import shipped_weights_path
+    from edgevit_hw.ml.shipped import shipped_weights_path
 
     spec = load_spec("digits_moe")
     prep = prepare(spec)

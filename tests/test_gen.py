@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
+from edgevit_hw.core.golden import golden_forward
+from edgevit_hw.core.qmodel import QuantModel
+from edgevit_hw.core.spec import load_spec
 from edgevit_hw.gen import main
-from edgevit_hw.golden import golden_forward
-from edgevit_hw.qmodel import QuantModel
-from edgevit_hw.spec import load_spec
-from edgevit_hw.weights import synthetic_weights
+from edgevit_hw.ml.weights import synthetic_weights
 
 
 def test_gen_writes_spec_params_model_and_vectors(tmp_path, capsys):

@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from edgevit_hw import arithmetic as A
-from edgevit_hw.derive import derive_arith
-from edgevit_hw.fidelity import measure
+from edgevit_hw.core import arithmetic as A
+from edgevit_hw.core.derive import derive_arith
+from edgevit_hw.core.golden import expert_queues, golden_forward
+from edgevit_hw.core.qmodel import QuantModel
+from edgevit_hw.core.spec import spec_variant
 from edgevit_hw.flow import prepare
-from edgevit_hw.golden import expert_queues, golden_forward
-from edgevit_hw.images import EVAL_IMAGE, load_image, random_pixels
-from edgevit_hw.qmodel import QuantModel
-from edgevit_hw.spec import spec_variant
-from edgevit_hw.weights import build_reference
+from edgevit_hw.ml.fidelity import measure
+from edgevit_hw.ml.images import EVAL_IMAGE, load_image, random_pixels
+from edgevit_hw.ml.weights import build_reference
 
 
 def test_hardware_section_changes_no_output_bit(micro, seed):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from edgevit_hw.heads import ClassifierHead, DenseHead, fit_dense_heads, frame_figure
-from edgevit_hw.importers import import_timm, load_timm
-from edgevit_hw.spec import load_spec
-from edgevit_hw.weights import build_reference
+from edgevit_hw.apps.heads import ClassifierHead, DenseHead, fit_dense_heads, frame_figure
+from edgevit_hw.core.spec import load_spec
+from edgevit_hw.ml.importers import import_timm, load_timm
+from edgevit_hw.ml.weights import build_reference
 
 SEED = 0
 
@@ -70,9 +70,9 @@ def test_fit_dense_heads_and_figure(tmp_path):
 
 
 def test_golden_frame_micro_moe(tmp_path):
+    from edgevit_hw.apps.heads import golden_frame
     from edgevit_hw.flow import prepare
-    from edgevit_hw.heads import golden_frame
-    from edgevit_hw.images import load_image
+    from edgevit_hw.ml.images import load_image
 
     prep = prepare(load_spec("micro_moe"))
     path = golden_frame(prep, load_image("astronaut", prep.spec), tmp_path, classes=3)

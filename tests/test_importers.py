@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from edgevit_hw.errors import EdgeVitError
-from edgevit_hw.importers import UnsupportedModel, import_m3vit, import_timm, load_timm
-from edgevit_hw.spec import load_spec, spec_from_dict
-from edgevit_hw.weights import build_reference, load_weights, synthetic_weights
+from edgevit_hw.core.errors import EdgeVitError
+from edgevit_hw.core.spec import load_spec, spec_from_dict
+from edgevit_hw.ml.importers import UnsupportedModel, import_m3vit, import_timm, load_timm
+from edgevit_hw.ml.weights import build_reference, load_weights, synthetic_weights
 
 SEED = 0
 F32 = float(np.finfo(np.float32).eps)
@@ -96,10 +96,10 @@ def test_timm_spec_fields():
 
 def test_deit_tiny_golden_cosine_on_photographs():
     """Golden tokens (dequantized) against timm's own float forward_features: >= 0.99."""
-    from edgevit_hw.golden import golden_forward
-    from edgevit_hw.heads import dequantize
-    from edgevit_hw.images import calibration_set, load_image
-    from edgevit_hw.quantizer import quantize
+    from edgevit_hw.apps.heads import dequantize
+    from edgevit_hw.core.golden import golden_forward
+    from edgevit_hw.ml.images import calibration_set, load_image
+    from edgevit_hw.ml.quantizer import quantize
 
     model = timm_model("deit_tiny")
     imp = import_timm(model, "deit_tiny_timm")
@@ -149,7 +149,7 @@ def test_timm_refusals_name_the_feature(feature):
 
 
 def test_cli_timm_success_and_refusal(tmp_path):
-    env_cmd = [sys.executable, "-m", "edgevit_hw.importers", "timm"]
+    env_cmd = [sys.executable, "-m", "edgevit_hw.ml.importers", "timm"]
     bad = subprocess.run(env_cmd + ["deit_tiny_distilled_patch16_224", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 2
@@ -242,7 +242,7 @@ def test_m3vit_cli(tmp_path):
     state, w = m3vit_state(spec)
     ckpt = tmp_path / "m3vit.pth"
     torch.save({"state_dict": state}, ckpt)
-    cmd = [sys.executable, "-m", "edgevit_hw.importers", "m3vit", str(ckpt), "--out",
+    cmd = [sys.executable, "-m", "edgevit_hw.ml.importers", "m3vit", str(ckpt), "--out",
            str(tmp_path), "--heads", "2", "--image", "3x32x32", "--name", "mm"]  # fmt: skip
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr

@@ -8,15 +8,15 @@ import math
 import numpy as np
 import pytest
 
+from edgevit_hw.core.spec import load_spec
 from edgevit_hw.flow import prepare
-from edgevit_hw.quality import (
+from edgevit_hw.ml.quality import (
     measure,
     print_report,
     sqnr_db,
     trace_points,
     write_report,
 )
-from edgevit_hw.spec import load_spec
 
 SEED = 0
 
@@ -24,7 +24,7 @@ SEED = 0
 @pytest.fixture(scope="module")
 def micro():
     prep = prepare(load_spec("micro_moe"))
-    from edgevit_hw.quality import eval_images
+    from edgevit_hw.ml.quality import eval_images
 
     return prep, eval_images(prep.spec)[:3]
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from conftest import prepared
 
-from edgevit_hw.derive import derive_arith
-from edgevit_hw.errors import WeightsError
-from edgevit_hw.fidelity import measure
-from edgevit_hw.images import EVAL_IMAGE, load_image
-from edgevit_hw.qmodel import QuantModel
-from edgevit_hw.weights import build_reference
+from edgevit_hw.core.derive import derive_arith
+from edgevit_hw.core.errors import WeightsError
+from edgevit_hw.core.qmodel import QuantModel
+from edgevit_hw.ml.fidelity import measure
+from edgevit_hw.ml.images import EVAL_IMAGE, load_image
+from edgevit_hw.ml.weights import build_reference
 
 
 def test_constants_respect_derived_bounds(micro):

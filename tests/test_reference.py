@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
-from edgevit_hw.reference import ViTMoE
-from edgevit_hw.spec import load_spec
-from edgevit_hw.weights import build_reference, expected_shapes, synthetic_weights
+from edgevit_hw.core.spec import load_spec
+from edgevit_hw.ml.reference import ViTMoE
+from edgevit_hw.ml.weights import build_reference, expected_shapes, synthetic_weights
 
 
 def test_state_dict_uses_m3vit_names():

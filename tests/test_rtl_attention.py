@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from sim.specs import SEED, variant
+from edgevit_hw.sim.specs import SEED, variant
 
 pytestmark = pytest.mark.rtl
 
@@ -13,11 +12,11 @@ SMALL = {"embed_dim": 16, "heads": 2}  # head_dim 8 keeps the Verilator build sm
 
 @pytest.mark.parametrize("rows", [2, 3])
 def test_attention_bit_exact(rows):
-    from sim.runner import run_bench
+    from edgevit_hw.sim.runner import run_bench
 
     hw = variant(f"attn_p{rows}", attn_rows=rows, model=SMALL)
     print(f"seed {SEED}")
-    run_bench("attention", hw, "sim.bench_attention", SEED,
+    run_bench("attention", hw, "edgevit_hw.sim.bench_attention", SEED,
               COCOTB_TEST_FILTER="attention_bit_exact|attention_saturated_logits")  # fmt: skip
 
 
@@ -25,7 +24,7 @@ def test_attention_bit_exact(rows):
 @pytest.mark.parametrize("rows", [1, 4])
 def test_attention_micro_moe(rows):
     """micro_moe's own head_dim (32) and 17 tokens, P = 1 and 4 (slow)."""
-    from sim.runner import run_bench
+    from edgevit_hw.sim.runner import run_bench
 
     hw = variant(f"attn_big_p{rows}", attn_rows=rows)
-    run_bench("attention", hw, "sim.bench_attention", SEED + 1, EVH_BLOCKS="6")
+    run_bench("attention", hw, "edgevit_hw.sim.bench_attention", SEED + 1, EVH_BLOCKS="6")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from sim.specs import SEED, variant
+from edgevit_hw.sim.specs import SEED, variant
 
 pytestmark = pytest.mark.rtl
 
@@ -16,11 +15,11 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_compute_unit_bit_exact(case):
-    from sim.runner import run_bench
+    from edgevit_hw.sim.runner import run_bench
 
     hw = variant(case, **CASES[case])
     print(f"seed {SEED}")
-    run_bench("compute_unit", hw, "sim.bench_compute", SEED, EVH_TILES="20",
+    run_bench("compute_unit", hw, "edgevit_hw.sim.bench_compute", SEED, EVH_TILES="20",
               COCOTB_TEST_FILTER="compute_unit_bit_exact")  # fmt: skip
 
 
@@ -28,8 +27,8 @@ def test_compute_unit_bit_exact(case):
 @pytest.mark.parametrize("shape", [(8, 8), (16, 16)])
 def test_compute_unit_large(shape):
     """micro_moe widths on 8x8 and the m3vit 16x16 array (slow: long Verilator builds)."""
-    from sim.runner import run_bench
+    from edgevit_hw.sim.runner import run_bench
 
     rows, cols = shape
     hw = variant(f"mac{rows}x{cols}", mac_rows=rows, mac_cols=cols)
-    run_bench("compute_unit", hw, "sim.bench_compute", SEED + 1, EVH_TILES="40")
+    run_bench("compute_unit", hw, "edgevit_hw.sim.bench_compute", SEED + 1, EVH_TILES="40")

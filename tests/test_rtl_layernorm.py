@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import pytest
-
-from sim.specs import SEED, variant
+from edgevit_hw.sim.specs import SEED, variant
 
 pytestmark = pytest.mark.rtl
 
 
 @pytest.mark.parametrize("case", ["ln_res16", "ln_res12"])
 def test_layernorm_bit_exact(case):
-    from sim.runner import run_bench
+    from edgevit_hw.sim.runner import run_bench
 
     quant = {"ln_res16": {}, "ln_res12": {"residual_bits": 12, "ln_gamma_bits": 12}}[case]
     hw = variant(case, model={"embed_dim": 24, "heads": 2}, **quant)
     print(f"seed {SEED}")
-    run_bench("layernorm", hw, "sim.bench_layernorm", SEED,
+    run_bench("layernorm", hw, "edgevit_hw.sim.bench_layernorm", SEED,
               COCOTB_TEST_FILTER="layernorm_bit_exact|layernorm_malformed_row")  # fmt: skip
 
 
 @pytest.mark.slow
 def test_layernorm_micro_moe():
     """micro_moe's embed_dim (64), with the throughput test too (slow)."""
-    from sim.runner import run_bench
+    from edgevit_hw.sim.runner import run_bench
 
-    run_bench("layernorm", variant("ln_micro"), "sim.bench_layernorm", SEED + 1, EVH_ROWS="12")
+    run_bench(
+        "layernorm", variant("ln_micro"), "edgevit_hw.sim.bench_layernorm", SEED + 1, EVH_ROWS="12"
+    )

@@ -4,8 +4,7 @@ justified there)."""
 from __future__ import annotations
 
 import pytest
-
-from sim.specs import variant
+from edgevit_hw.sim.specs import variant
 
 pytestmark = pytest.mark.rtl
 
@@ -22,7 +21,7 @@ UNITS = {
 
 @pytest.mark.parametrize("unit", sorted(UNITS))
 def test_verilator_lint_clean(unit):
-    from sim.runner import lint
+    from edgevit_hw.sim.runner import lint
 
     name, changes = UNITS[unit]
     res = lint(unit, variant(name, **changes))
@@ -30,6 +29,6 @@ def test_verilator_lint_clean(unit):
 
 
 def test_every_unit_is_linted():
-    from rtl.export import UNITS as exported
+    from edgevit_hw.rtl.export import UNITS as exported
 
     assert set(exported()) == set(UNITS)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import pytest
-
-from sim.specs import SEED, variant
+from edgevit_hw.sim.specs import SEED, variant
 
 pytestmark = pytest.mark.rtl
 
 
-@pytest.mark.parametrize("unit,module", [("router", "sim.bench_router"),
-                                         ("expert_queues", "sim.bench_router")])  # fmt: skip
-def test_router_units(unit, module):
-    from sim.runner import run_bench
+@pytest.mark.parametrize("unit", ["router", "expert_queues"])
+def test_router_units(unit):
+    module = "edgevit_hw.sim.bench_router"
+    from edgevit_hw.sim.runner import run_bench
 
     hw = variant("router_e4k2")
     print(f"seed {SEED}")

@@ -2,9 +2,9 @@
 
 import pytest
 
-from edgevit_hw.errors import SpecError
-from edgevit_hw.spec import load_spec, presets, spec_from_dict
-from edgevit_hw.spec import spec_variant as variant
+from edgevit_hw.core.errors import SpecError
+from edgevit_hw.core.spec import load_spec, presets, spec_from_dict
+from edgevit_hw.core.spec import spec_variant as variant
 
 
 def test_presets_match_reference_models():

@@ -16,15 +16,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from edgevit_hw.hls.csim import section_csim
 from rich.console import Console
 from rich.table import Table
 
-from edgevit_hw.csim import section_csim
-from edgevit_hw.errors import EdgeVitError
-from edgevit_hw.fidelity import measure
-from edgevit_hw.golden import golden_forward
-from edgevit_hw.images import EVAL_IMAGE, load_image
-from edgevit_hw.weights import build_reference
+from edgevit_hw.core.errors import EdgeVitError
+from edgevit_hw.core.golden import golden_forward
+from edgevit_hw.ml.fidelity import measure
+from edgevit_hw.ml.images import EVAL_IMAGE, load_image
+from edgevit_hw.ml.weights import build_reference
 
 
 def digest(tokens: np.ndarray) -> str:
@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     con = Console(width=max(Console().width, 110))
     try:
+        from edgevit_hw.core.spec import load_spec
         from edgevit_hw.flow import prepare
-        from edgevit_hw.spec import load_spec
 
         spec = load_spec(args.config)
         prep = prepare(spec, args.weights)

@@ -12,8 +12,8 @@ import json
 import math
 from dataclasses import asdict, dataclass
 
-from edgevit_hw import arithmetic as A
-from edgevit_hw.spec import Spec
+from edgevit_hw.core import arithmetic as A
+from edgevit_hw.core.spec import Spec
 
 PIXEL_BITS = 9  # unsigned 8-bit pixels as signed 9-bit integers
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgevit_hw.errors import WeightsError
-from edgevit_hw.reference import ViTMoE
-from edgevit_hw.spec import Spec
+from edgevit_hw.core.errors import WeightsError
+from edgevit_hw.core.spec import Spec
+from edgevit_hw.ml.reference import ViTMoE
 
 PREFIXES = ("module.", "backbone.", "encoder.")
 

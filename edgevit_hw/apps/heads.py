@@ -9,7 +9,7 @@ Output tokens of the golden model are integers; :func:`dequantize` turns them in
 the quantized model's output scale. For ``m3vit``, whose trained decoders are not available,
 :func:`fit_dense_heads` builds untrained heads from the tokens alone (k-means prototypes for
 segmentation, first principal component for depth) so that a frame can be looked at; the figure
-says so. ``python -m edgevit_hw.heads --config m3vit --out build/m3vit`` writes ``frame.png``:
+says so. ``python -m edgevit_hw.apps.heads --config m3vit --out build/m3vit`` writes ``frame.png``:
 input | segmentation | depth, from the golden model's tokens of each task.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgevit_hw.errors import EdgeVitError
+from edgevit_hw.core.errors import EdgeVitError
 
 
 def dequantize(tokens: np.ndarray, qmodel) -> np.ndarray:
@@ -174,7 +174,7 @@ def frame_figure(image: np.ndarray, seg: np.ndarray, depth: np.ndarray, path: Pa
 def golden_frame(prep, image: np.ndarray, out: Path, classes: int = 6, seed: int = 0) -> Path:
     """Run the golden model on ``image`` for the first two tasks (segmentation router, then
     depth router), apply fitted host heads and write ``out/frame.png``."""
-    from edgevit_hw.golden import golden_forward
+    from edgevit_hw.core.golden import golden_forward
 
     spec = prep.spec
     if len(spec.tasks) < 2:
@@ -192,11 +192,11 @@ def golden_frame(prep, image: np.ndarray, out: Path, classes: int = 6, seed: int
 
 
 def main(argv: list[str] | None = None) -> int:
+    from edgevit_hw.core.spec import load_spec
     from edgevit_hw.flow import prepare
-    from edgevit_hw.images import EVAL_IMAGE, load_image
-    from edgevit_hw.spec import load_spec
+    from edgevit_hw.ml.images import EVAL_IMAGE, load_image
 
-    ap = argparse.ArgumentParser(prog="python -m edgevit_hw.heads")
+    ap = argparse.ArgumentParser(prog="python -m edgevit_hw.apps.heads")
     ap.add_argument("--config", default="m3vit")
     ap.add_argument("--weights", default=None)
     ap.add_argument("--out", default=None)

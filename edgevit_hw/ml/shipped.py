@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgevit_hw.spec import Spec
+from edgevit_hw.core.spec import Spec
 
 
 def model_key(spec: Spec) -> str:

@@ -3,7 +3,7 @@
 Each function states its exact formula; the HLS header (``hls/include/evh_arith.h``) and the
 Amaranth units (``rtl/``) implement the same names and are checked against these definitions.
 All arrays are NumPy ``int64``; inputs must respect the widths named in each docstring
-(:mod:`edgevit_hw.derive` proves the accumulator widths from those bounds).
+(:mod:`edgevit_hw.core.derive` proves the accumulator widths from those bounds).
 
 Notation: ``>>`` is an arithmetic right shift (floor division by a power of two), ``clamp_b``
 saturates to the signed ``b``-bit range ``[-2^(b-1), 2^(b-1) - 1]``.

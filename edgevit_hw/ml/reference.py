@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgevit_hw.spec import Spec
+from edgevit_hw.core.spec import Spec
 
 
 class Attention(nn.Module):

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgevit_hw import arithmetic as A
-from edgevit_hw.derive import PIXEL_BITS, ArithParams, derive_arith
-from edgevit_hw.qmodel import QuantModel
+from edgevit_hw.core import arithmetic as A
+from edgevit_hw.core.derive import PIXEL_BITS, ArithParams, derive_arith
+from edgevit_hw.core.qmodel import QuantModel
 
 I64 = np.int64
 

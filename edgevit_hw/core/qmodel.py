@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from edgevit_hw.errors import WeightsError
-from edgevit_hw.spec import Spec, spec_from_dict
+from edgevit_hw.core.errors import WeightsError
+from edgevit_hw.core.spec import Spec, spec_from_dict
 
 
 @dataclass

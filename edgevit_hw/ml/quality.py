@@ -12,7 +12,7 @@ For a quantized model and a set of evaluation images (never the calibration imag
   image and task (flattened), reported as mean and minimum;
 * accuracy per task of float and integer tokens through host heads, where labels exist.
 
-``python -m edgevit_hw.quality --config NAME [--weights W] [--out DIR]`` prints the table and
+``python -m edgevit_hw.ml.quality --config NAME [--weights W] [--out DIR]`` prints the table and
 writes ``quality.png`` and ``quality.json`` in the output folder (default ``build/NAME``);
 ``--timm MODEL`` imports a timm model (default init, ``--seed``) instead of a preset. For a
 preset with shipped trained weights and labelled data (``digits_moe``) the held-out digits are
@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgevit_hw.errors import EdgeVitError
-from edgevit_hw.golden import golden_forward
-from edgevit_hw.weights import build_reference
+from edgevit_hw.core.errors import EdgeVitError
+from edgevit_hw.core.golden import golden_forward
+from edgevit_hw.ml.weights import build_reference
 
 EVAL_IMAGES = ("astronaut", "camera", "coins", "moon", "grass", "brick")
 BLOCK_POINTS = ("ln1", "q", "k", "v", "attn", "res1", "ln2", "hidden", "res2")
@@ -177,19 +177,19 @@ def write_report(rep: QualityReport, out: Path) -> list[Path]:
 
 def eval_images(spec) -> np.ndarray:
     """uint8 [B, C, H, W]: scikit-image photographs, none of them in the calibration set."""
-    from edgevit_hw.images import load_image
+    from edgevit_hw.ml.images import load_image
 
     return np.stack([load_image(n, spec) for n in EVAL_IMAGES])
 
 
 def _preset_run(args) -> QualityReport:
+    from edgevit_hw.core.spec import load_spec
     from edgevit_hw.flow import prepare
-    from edgevit_hw.spec import load_spec
 
     spec = load_spec(args.config)
     prep = prepare(spec, args.weights)
     if spec.name == "digits_moe" and not args.weights:
-        from edgevit_hw import digits
+        from edgevit_hw.apps import digits
 
         split = digits.load_split()
         _, heads, _ = digits.load_model(spec)
@@ -199,9 +199,9 @@ def _preset_run(args) -> QualityReport:
 
 
 def _timm_run(args) -> QualityReport:
-    from edgevit_hw.images import calibration_set
-    from edgevit_hw.importers import import_timm, load_timm
-    from edgevit_hw.quantizer import quantize
+    from edgevit_hw.ml.images import calibration_set
+    from edgevit_hw.ml.importers import import_timm, load_timm
+    from edgevit_hw.ml.quantizer import quantize
 
     torch.manual_seed(args.seed)
     print(f"timm {args.timm}: default initialization, seed {args.seed}")
@@ -212,7 +212,7 @@ def _timm_run(args) -> QualityReport:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m edgevit_hw.quality")
+    ap = argparse.ArgumentParser(prog="python -m edgevit_hw.ml.quality")
     ap.add_argument("--config", default="micro_moe")
     ap.add_argument("--weights", default=None)
     ap.add_argument("--timm", default=None, help="a timm model name instead of --config")

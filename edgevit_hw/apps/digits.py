@@ -4,16 +4,17 @@ Data: scikit-learn's bundled ``load_digits`` (1797 real 8×8 images, values 0..1
 download), scaled to uint8 ``round(v * 255 / 16)``, one channel. Held-out split: stratified,
 25 % test (``train_test_split(random_state=SPLIT_SEED)``): 1347 train / 450 test images.
 
-Model: the float reference of ``configs/digits_moe.yaml`` (:class:`edgevit_hw.reference.ViTMoE`)
+Model: the float reference of ``configs/digits_moe.yaml`` (:class:`edgevit_hw.ml.reference.ViTMoE`)
 with two tasks on the same images, each with its own router (``digit``: 10 classes,
-``parity``: even / odd); experts are shared. Host heads (:class:`edgevit_hw.heads.ClassifierHead`)
-apply LayerNorm + Linear to the class token of each task's output tokens.
+``parity``: even / odd); experts are shared. Host heads
+(:class:`edgevit_hw.apps.heads.ClassifierHead`) apply LayerNorm + Linear to the class token
+of each task's output tokens.
 
-``python -m edgevit_hw.digits train`` (``make digits``) trains on the CPU (AdamW, seeded),
+``python -m edgevit_hw.apps.digits train`` (``make digits``) trains on the CPU (AdamW, seeded),
 writes ``edgevit_hw/models/digits_moe.safetensors`` (float weights,
 ``head.<task>.*`` and ``calibration.pixels``: the first ``CALIB_COUNT`` training images) and
 reports float and integer (golden model) accuracy per task on the held-out split.
-``python -m edgevit_hw.digits eval`` evaluates the shipped file without training.
+``python -m edgevit_hw.apps.digits eval`` evaluates the shipped file without training.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgevit_hw.heads import ClassifierHead, dequantize
-from edgevit_hw.spec import Spec, load_spec
-from edgevit_hw.weights import build_reference, check_weights, synthetic_weights
+from edgevit_hw.apps.heads import ClassifierHead, dequantize
+from edgevit_hw.core.spec import Spec, load_spec
+from edgevit_hw.ml.weights import build_reference, check_weights, synthetic_weights
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.25
@@ -169,7 +170,7 @@ def float_accuracy(spec: Spec, weights: dict, heads: list, x, digits) -> list[fl
 
 def integer_accuracy(qmodel, heads: list, x, digits) -> list[float]:
     """Accuracy (%) per task of the golden model's tokens (dequantized) plus host heads."""
-    from edgevit_hw.golden import golden_forward
+    from edgevit_hw.core.golden import golden_forward
 
     acc = []
     for t, name in enumerate(qmodel.spec.tasks):
@@ -187,7 +188,7 @@ def save_model(path: Path, spec: Spec, weights: dict, heads: dict, calib: np.nda
                meta: dict) -> Path:  # fmt: skip
     from safetensors.numpy import save_file
 
-    from edgevit_hw.shipped import model_key
+    from edgevit_hw.ml.shipped import model_key
 
     tensors = {**weights, **heads, "calibration.pixels": np.ascontiguousarray(calib)}
     info = {"model_key": model_key(spec), "report": json.dumps(meta, sort_keys=True)}
@@ -206,7 +207,7 @@ def load_model(spec: Spec, path: Path | None = None):
 
 def evaluate(spec: Spec, weights: dict, heads: list, calib: np.ndarray, split: Split) -> dict:
     """Quantize (calibrated on ``calib``) and measure float / integer accuracy per task."""
-    from edgevit_hw.quantizer import quantize
+    from edgevit_hw.ml.quantizer import quantize
 
     qm = quantize(spec, weights, calib, False, "digits_moe (trained)")
     fl = float_accuracy(spec, weights, heads, split.test_x, split.test_y)
@@ -222,7 +223,7 @@ def _print_report(rep: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m edgevit_hw.digits")
+    ap = argparse.ArgumentParser(prog="python -m edgevit_hw.apps.digits")
     ap.add_argument("action", choices=("train", "eval"))
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--augment", action="store_true", help="random one-pixel shifts")

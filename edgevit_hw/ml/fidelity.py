@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from edgevit_hw.golden import golden_forward
-from edgevit_hw.qmodel import QuantModel
-from edgevit_hw.reference import ViTMoE
+from edgevit_hw.core.golden import golden_forward
+from edgevit_hw.core.qmodel import QuantModel
+from edgevit_hw.ml.reference import ViTMoE
 
 
 def sqnr_db(ref: np.ndarray, approx: np.ndarray) -> float:

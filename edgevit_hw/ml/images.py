@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgevit_hw.spec import Spec
+from edgevit_hw.core.spec import Spec
 
 EVAL_IMAGE = "astronaut"
 CALIB_IMAGES = ("coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")

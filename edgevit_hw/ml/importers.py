@@ -7,16 +7,16 @@ Two sources:
   fastmoe experts ``mlp.experts.htoh4/h4toh``, one ``noisy_vmoe`` router per task
   ``mlp.gate.{t}.w_gate``; ``module.`` / ``backbone.`` / ``encoder.`` prefixes stripped).
 
-The float weights use the names of :mod:`edgevit_hw.reference` and go straight to
-:func:`edgevit_hw.quantizer.quantize`. Folding that keeps the function unchanged is applied
+The float weights use the names of :mod:`edgevit_hw.ml.reference` and go straight to
+:func:`edgevit_hw.ml.quantizer.quantize`. Folding that keeps the function unchanged is applied
 (LayerScale into the branch's last Linear, ``no_embed_class`` as a zero position row for the
 class token, missing biases as zeros). Anything the generator cannot run is refused with an
 :class:`UnsupportedModel` error naming the feature; the CLI prints it on one line and exits 2.
 
 CLI::
 
-    python -m edgevit_hw.importers timm deit_tiny_patch16_224 --out build/imported [--seed 0]
-    python -m edgevit_hw.importers m3vit CKPT(.pth|.safetensors) --out DIR [--heads 3]
+    python -m edgevit_hw.ml.importers timm deit_tiny_patch16_224 --out build/imported [--seed 0]
+    python -m edgevit_hw.ml.importers m3vit CKPT(.pth|.safetensors) --out DIR [--heads 3]
         [--image 3x128x256] [--top-k 2] [--tasks semseg,depth] [--name m3vit_imported]
 
 Both write ``<out>/<name>.yaml`` (the spec) and ``<out>/<name>.safetensors`` (float weights;
@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgevit_hw.errors import EdgeVitError
-from edgevit_hw.spec import Spec, spec_from_dict
-from edgevit_hw.weights import PREFIXES, check_weights
+from edgevit_hw.core.errors import EdgeVitError
+from edgevit_hw.core.spec import Spec, spec_from_dict
+from edgevit_hw.ml.weights import PREFIXES, check_weights
 
 
 class UnsupportedModel(EdgeVitError):
@@ -503,7 +503,7 @@ def _run(args) -> Imported:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m edgevit_hw.importers", description=__doc__
+    ap = argparse.ArgumentParser(prog="python -m edgevit_hw.ml.importers", description=__doc__
                                  .split("\n\n")[0])  # fmt: skip
     ap.add_argument("source", choices=("timm", "m3vit"))
     ap.add_argument("model", help="timm model name, or an M³ViT checkpoint file")

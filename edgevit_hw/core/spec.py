@@ -1,7 +1,7 @@
 """The model/hardware specification: YAML in, a validated and frozen ``Spec`` out.
 
 Free parameters live only here. Everything that follows from them (widths, depths, tile
-counts) is computed once, in :mod:`edgevit_hw.derive`.
+counts) is computed once, in :mod:`edgevit_hw.core.derive`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from edgevit_hw.errors import SpecError
+from edgevit_hw.core.errors import SpecError
 
 
 class _Frozen(BaseModel):
@@ -110,7 +110,7 @@ class MoESection(_Frozen):
 
 class QuantSection(_Frozen):
     """Integer widths (signed, symmetric, zero point 0) and the fixed-point formats of the
-    nonlinear units. See :mod:`edgevit_hw.arithmetic` for what each one means."""
+    nonlinear units. See :mod:`edgevit_hw.core.arithmetic` for what each one means."""
 
     weight_bits: int = Field(default=8, ge=4, le=16)
     act_bits: int = Field(default=8, ge=4, le=16)

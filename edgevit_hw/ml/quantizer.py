@@ -14,11 +14,11 @@ import math
 import numpy as np
 import torch
 
-from edgevit_hw import arithmetic as A
-from edgevit_hw.derive import derive_arith
-from edgevit_hw.qmodel import QuantModel
-from edgevit_hw.spec import Spec
-from edgevit_hw.weights import build_reference
+from edgevit_hw.core import arithmetic as A
+from edgevit_hw.core.derive import derive_arith
+from edgevit_hw.core.qmodel import QuantModel
+from edgevit_hw.core.spec import Spec
+from edgevit_hw.ml.weights import build_reference
 
 I64 = np.int64
 LN2 = math.log(2.0)

@@ -14,19 +14,17 @@ Weight image layout: a sequence of segments, each starting on a beat boundary
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from edgevit_hw import arithmetic as A
-from edgevit_hw.derive import HwParams, derive_arith, ubits
-from edgevit_hw.qmodel import QuantModel
+from edgevit_hw.core import arithmetic as A
+from edgevit_hw.core.derive import HwParams, derive_arith, ubits
+from edgevit_hw.core.qmodel import QuantModel
 
-REPO = Path(__file__).resolve().parent.parent
-INCLUDE_DIR = REPO / "hls" / "include"
-TEMPLATE_DIR = REPO / "hls" / "templates"
+HLS_DATA = resources.files("edgevit_hw.hls")  # the kernels (include/) and templates ship here
 NONE = 0xFFFFFFFF
 TEMPLATES = {
     "evh_params.h": "evh_params.h.j2",
@@ -265,11 +263,18 @@ def offsets_context(img: WeightImage, off: dict, hw: HwParams, depth: int) -> di
     return ctx
 
 
+def kernel_sources() -> dict[str, bytes]:
+    """The hand-written kernels (``hls/include/*.h``) by file name, read from the package."""
+    folder = HLS_DATA / "include"
+    return {f.name: f.read_bytes() for f in sorted(folder.iterdir(), key=lambda f: f.name)
+            if f.name.endswith(".h")}  # fmt: skip
+
+
 def render(name: str, ctx: dict) -> str:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        loader=jinja2.PackageLoader("edgevit_hw.hls", "templates"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -280,7 +285,7 @@ def render(name: str, ctx: dict) -> str:
 def frame_beats(pixels: np.ndarray, patch: int) -> np.ndarray:
     """AXI4-Stream input of one frame: patch-major pixels (golden.patchify order), as uint8
     [beats, 2] (pixel, tlast) with tlast on the last beat."""
-    from edgevit_hw.golden import patchify
+    from edgevit_hw.core.golden import patchify
 
     flat = patchify(np.asarray(pixels), patch).reshape(-1).astype(np.uint8)
     last = np.zeros_like(flat)
@@ -323,9 +328,9 @@ def emit_hls(qm: QuantModel, hw: HwParams, out: Path, pixels: np.ndarray | None 
         files.append(out / name)
     inc = out / "include"
     inc.mkdir(exist_ok=True)
-    for src in sorted(INCLUDE_DIR.glob("*.h")):
-        shutil.copyfile(src, inc / src.name)
-        files.append(inc / src.name)
+    for name, data in kernel_sources().items():
+        (inc / name).write_bytes(data)
+        files.append(inc / name)
     (out / "weights.bin").write_bytes(img.blob())
     files.append(out / "weights.bin")
     if pixels is not None:
@@ -340,8 +345,8 @@ def emit_hls(qm: QuantModel, hw: HwParams, out: Path, pixels: np.ndarray | None 
 def write_project(prep, out: Path) -> list[Path]:
     """``DIR/hls`` for ``gen``: the project plus the evaluation image and its golden tokens
     (task 0) for the testbench of ``run_hls.tcl``."""
-    from edgevit_hw.golden import golden_forward
-    from edgevit_hw.images import EVAL_IMAGE, load_image
+    from edgevit_hw.core.golden import golden_forward
+    from edgevit_hw.ml.images import EVAL_IMAGE, load_image
 
     img = load_image(EVAL_IMAGE, prep.spec)
     gold = golden_forward(prep.qmodel, img, 0).tokens

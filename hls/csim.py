@@ -1,0 +1,309 @@
+"""C-simulation backend: compile the generated HLS project with g++ and run it from Python.
+
+The project is compiled with ``g++ -std=c++17 -O2 -Wall -Wextra -Werror`` against the
+``ap_types`` headers inside the installed ``hls4ml`` wheel (never copied). Binaries are cached
+by the SHA-256 of every source file plus the compiler command, so a spec is compiled once and
+reused by every test and run; the weight image and inputs are read at run time.
+
+``python -m edgevit_hw.hls.csim --config <preset> [--task T] [--random SEED]`` runs one frame and
+compares it with the golden model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from edgevit_hw.hls.emit import frame_beats, kernel_sources, render_project
+
+from edgevit_hw.core.qmodel import QuantModel
+
+CXX = os.environ.get("CXX", "g++")
+CXXFLAGS = ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror"]
+RUN_TIMEOUT_S = 900  # a C-simulation never legitimately runs this long
+CACHE = Path(os.environ.get("EVH_CSIM_CACHE", "build/csim_cache"))  # relative: the cwd
+
+
+def ap_types_dir() -> Path:
+    """``<hls4ml package>/templates/vivado/ap_types`` of the installed wheel."""
+    spec = importlib.util.find_spec("hls4ml")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the hls4ml package is required for C-simulation (pip install hls4ml)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "templates" / "vivado" / "ap_types"
+    if not (path / "ap_int.h").is_file():
+        raise RuntimeError(f"ap_int.h not found in {path}")
+    return path
+
+
+@dataclass
+class Binary:
+    """A compiled testbench and how long its compilation took (0 when cached)."""
+
+    path: Path
+    project: Path
+    compile_s: float
+    cached: bool
+
+
+@dataclass
+class CsimResult:
+    """Output of one call of the top function (one or more frames)."""
+
+    frames: list[np.ndarray]  # output tokens [N, D] per frame that produced output
+    status: int
+    frames_ok: int
+    frames_bad: int
+    spec_id: int
+    cycles: int
+    run_s: float
+    dumps: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _compile_cmd(project: Path, out: Path, defines: tuple[str, ...]) -> list[str]:
+    return [
+        CXX, *CXXFLAGS, *(f"-D{d}" for d in defines), "-isystem", str(ap_types_dir()),
+        f"-I{project}", f"-I{project / 'include'}",
+        str(project / "evh_top.cpp"), str(project / "evh_tb.cpp"), "-o", str(out),
+    ]  # fmt: skip
+
+
+def build(qm: QuantModel, hw, defines: tuple[str, ...] = ()) -> Binary:
+    """Render the project (sources + weight image) into the cache and compile it once."""
+    sources, img = render_project(qm, hw)
+    kernels = kernel_sources()
+    h = hashlib.sha256()
+    for name in sorted(sources):
+        h.update(name.encode() + sources[name].encode())
+    for name, data in kernels.items():
+        h.update(name.encode() + data)
+    h.update(" ".join(CXXFLAGS + list(defines) + [CXX]).encode())
+    key = h.hexdigest()[:20]
+    project = CACHE / f"{qm.spec.name}-{key}"
+    exe = project / "evh_csim"
+    weights = project / f"weights-{hashlib.sha256(img.blob()).hexdigest()[:16]}.bin"
+    if not weights.exists():
+        project.mkdir(parents=True, exist_ok=True)
+        _atomic_write(weights, img.blob())
+    if exe.exists():
+        return Binary(exe, project, 0.0, True)
+    project.mkdir(parents=True, exist_ok=True)
+    with open(project / ".lock", "w") as lock:  # parallel test workers compile only once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if exe.exists():
+            return Binary(exe, project, 0.0, True)
+        return _compile(project, sources, kernels, defines)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _compile(project: Path, sources: dict[str, str], kernels: dict[str, bytes], defines) -> Binary:
+    (project / "include").mkdir(parents=True, exist_ok=True)
+    for name, text in sources.items():
+        _atomic_write(project / name, text.encode())
+    for name, data in kernels.items():
+        _atomic_write(project / "include" / name, data)
+    fd, tmp = tempfile.mkstemp(dir=project, prefix=".evh_csim.")
+    os.close(fd)
+    t0 = time.perf_counter()
+    res = subprocess.run(_compile_cmd(project, Path(tmp), defines), capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if res.returncode != 0:
+        os.unlink(tmp)
+        raise RuntimeError(f"g++ failed for {project}:\n{res.stderr[-6000:]}")
+    os.replace(tmp, project / "evh_csim")
+    return Binary(project / "evh_csim", project, dt, False)
+
+
+def _weights_file(binary: Binary) -> Path:
+    found = sorted(binary.project.glob("weights-*.bin"), key=lambda p: p.stat().st_mtime)
+    return found[-1]
+
+
+def run_beats(binary: Binary, beats: np.ndarray, task: int, frames: int, shape: tuple[int, int],
+              weights: Path | None = None, dump_dir: Path | None = None) -> CsimResult:  # fmt: skip
+    """Run the top function once on raw AXI4-Stream beats (uint8 [B, 2]: pixel, tlast)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inp, outp = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
+        inp.write_bytes(np.ascontiguousarray(beats, np.uint8).tobytes())
+        env = dict(os.environ)
+        if dump_dir is not None:
+            env["EVH_DUMP_DIR"] = str(dump_dir)
+        cmd = [str(binary.path), str(weights or _weights_file(binary)), str(inp), str(outp),
+               str(task), str(frames)]  # fmt: skip
+        t0 = time.perf_counter()
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT_S)
+        dt = time.perf_counter() - t0
+        if res.returncode != 0:
+            raise RuntimeError(f"C-simulation failed ({res.returncode}): {res.stderr[-3000:]}")
+        return _parse(outp.read_bytes(), shape, dt)
+
+
+def _parse(data: bytes, shape: tuple[int, int], run_s: float) -> CsimResult:
+    head = np.frombuffer(data[:16], "<u4")
+    cycles, nbeats = (int(x) for x in np.frombuffer(data[16:32], "<u8"))
+    vals = np.frombuffer(data[32 : 32 + 4 * nbeats], "<i4").astype(np.int64)
+    lasts = np.frombuffer(data[32 + 4 * nbeats : 32 + 5 * nbeats], np.uint8)
+    ends = np.flatnonzero(lasts) + 1
+    frames, start = [], 0
+    for end in ends:
+        frame = vals[start:end]
+        if frame.size != shape[0] * shape[1]:
+            raise RuntimeError(
+                f"output frame of {frame.size} beats, expected {shape[0] * shape[1]}"
+            )
+        frames.append(frame.reshape(shape))
+        start = end
+    if start != nbeats:
+        raise RuntimeError("output stream ends without tlast")
+    return CsimResult(frames, int(head[0]), int(head[1]), int(head[2]), int(head[3]), cycles, run_s)
+
+
+def run_frame(binary: Binary, qm: QuantModel, pixels: np.ndarray, task: int = 0,
+              dump_dir: Path | None = None, weights: Path | None = None) -> CsimResult:  # fmt: skip
+    """One well-formed frame; with ``dump_dir`` (a -DEVH_DUMP binary) the per-layer dumps are
+    returned in ``dumps``, named and shaped like ``golden_forward(..., trace=True).trace``."""
+    m = qm.spec.model
+    res = run_beats(binary, frame_beats(pixels, m.patch), task, 1, (m.tokens, m.embed_dim),
+                    weights=weights, dump_dir=dump_dir)  # fmt: skip
+    if dump_dir is not None:
+        res.dumps = load_dumps(dump_dir, qm)
+    return res
+
+
+def load_dumps(folder: Path, qm: QuantModel) -> dict[str, np.ndarray]:
+    """Dump files -> trace names; ``blocks.i.qkv`` [N, 3D] splits into q, k, v [H, N, dh]."""
+    m = qm.spec.model
+    n, h, dh = m.tokens, m.heads, m.head_dim
+    out = {}
+    for f in sorted(folder.glob("*.bin")):
+        arr = np.fromfile(f, "<i8")
+        name = f.name[:-4]
+        if name.endswith(".qkv"):
+            q, k, v = arr.reshape(n, 3, h, dh).transpose(1, 2, 0, 3)
+            for tag, val in (("q", q), ("k", k), ("v", v)):
+                out[name[:-3] + tag] = val
+        else:
+            out[name] = arr.reshape(n, -1)
+    return out
+
+
+def first_difference(golden: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> str | None:
+    """The first tensor (in golden execution order) whose dump differs: name, index, values."""
+    for name, ref in golden.items():
+        if name not in got:
+            continue
+        val = got[name]
+        if val.shape != ref.shape:
+            return f"{name}: shape {val.shape} differs from golden {ref.shape}"
+        bad = np.argwhere(val != ref)
+        if len(bad):
+            i = tuple(int(x) for x in bad[0])
+            return (f"{name}: first difference at index {i}: csim {int(val[i])}, golden"
+                    f" {int(ref[i])} ({len(bad)} of {ref.size} differ)")  # fmt: skip
+    return None
+
+
+def diagnose(qm: QuantModel, hw, pixels: np.ndarray, task: int) -> str:
+    """Debug mode: rebuild with -DEVH_DUMP, run the frame, and name the first intermediate
+    tensor (golden trace order) that differs, with its index and both values."""
+    from edgevit_hw.core.golden import golden_forward
+
+    binary = build(qm, hw, ("EVH_DUMP",))
+    with tempfile.TemporaryDirectory() as tmp:
+        res = run_frame(binary, qm, pixels, task, dump_dir=Path(tmp))
+    msg = first_difference(golden_forward(qm, pixels, task, trace=True).trace, res.dumps)
+    return msg or "every dumped intermediate tensor matches the golden trace"
+
+
+def section_csim(ctx: dict, con) -> None:
+    """``make sim`` report section: the C-simulation of every task on the report's image,
+    compared bit for bit with the golden model."""
+    from rich.table import Table
+
+    from edgevit_hw.core.golden import golden_forward
+
+    prep, img = ctx["prep"], ctx["image"]
+    binary = build(prep.qmodel, prep.hw)
+    how = "cached binary" if binary.cached else f"compiled in {binary.compile_s:.1f} s"
+    table = Table(title=f"HLS C-simulation (g++ -O2, {how}) vs golden model")
+    for col in ("task", "time/frame", "modeled cycles", f"ms @ {prep.hw.clock_mhz:g} MHz",
+                "spec id", "result"):  # fmt: skip
+        table.add_column(col)
+    for t, task in enumerate(prep.spec.tasks):
+        gold = ctx.get("golden", {}).get(t)
+        gold = golden_forward(prep.qmodel, img, t).tokens if gold is None else gold
+        res = run_frame(binary, prep.qmodel, img, t)
+        same = len(res.frames) == 1 and np.array_equal(res.frames[0], gold)
+        table.add_row(
+            task, f"{res.run_s:.2f} s", str(res.cycles),
+            f"{res.cycles / (prep.hw.clock_mhz * 1e3):.2f} (assumed clock)",
+            f"0x{res.spec_id:08x}", "BIT-EXACT" if same else "[red]MISMATCH[/]",
+        )  # fmt: skip
+    con.print(table)
+
+
+def _check_same_sources(compiled: Path, generated: Path) -> None:
+    """The compiled project must be the generated one, file for file."""
+    for f in sorted(generated.glob("*.cpp")) + sorted(generated.rglob("*.h")):
+        rel = f.relative_to(generated)
+        if (compiled / rel).read_bytes() != f.read_bytes():
+            raise RuntimeError(f"{f} differs from the compiled {compiled / rel}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from edgevit_hw.core.golden import golden_forward
+    from edgevit_hw.core.spec import load_spec
+    from edgevit_hw.flow import prepare
+    from edgevit_hw.ml.images import EVAL_IMAGE, load_image, random_pixels
+
+    ap = argparse.ArgumentParser(prog="python -m edgevit_hw.csim", description=__doc__)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--task", type=int, default=None, help="default: every task")
+    ap.add_argument("--random", type=int, default=None, help="seeded random pixels")
+    ap.add_argument("--out", default=None, help="also generate the project (gen) into OUT")
+    args = ap.parse_args(argv)
+    prep = prepare(load_spec(args.config))
+    if args.out:
+        from edgevit_hw.flow import generate
+
+        generate(prep, Path(args.out))
+        print(f"{prep.spec.name}: generated {args.out} (HLS project in {args.out}/hls)")
+    binary = build(prep.qmodel, prep.hw)
+    if args.out:
+        _check_same_sources(binary.project, Path(args.out) / "hls")
+    print(f"{prep.spec.name}: compiled in {binary.compile_s:.1f} s" if not binary.cached
+          else f"{prep.spec.name}: cached binary {binary.path}")  # fmt: skip
+    if args.random is None:
+        px, label = load_image(EVAL_IMAGE, prep.spec), f"image {EVAL_IMAGE}"
+    else:
+        px, label = random_pixels(prep.spec, args.random), f"random pixels seed {args.random}"
+    tasks = range(len(prep.spec.tasks)) if args.task is None else [args.task]
+    failed = 0
+    for t in tasks:
+        res = run_frame(binary, prep.qmodel, px, t)
+        gold = golden_forward(prep.qmodel, px, t).tokens
+        same = len(res.frames) == 1 and np.array_equal(res.frames[0], gold)
+        failed += not same
+        print(f"  task {t} ({prep.spec.tasks[t]}), {label}: {res.run_s:.2f} s,"
+              f" {res.cycles} modeled cycles, spec id 0x{res.spec_id:08x}:"
+              f" {'BIT-EXACT' if same else 'MISMATCH'} vs golden")  # fmt: skip
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
