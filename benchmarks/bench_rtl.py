@@ -107,7 +107,7 @@ def raw_speed(hw, out: Path, cycles: int) -> dict:
     import subprocess
 
     from amaranth.hdl import Shape
-    from edgevit_hw.rtl.export import export_unit
+    from edgevit_hw.rtl.export import verilog_files
     from edgevit_hw.rtl.layouts import (
         epi_cfg_layout,
         epi_out_layout,
@@ -116,9 +116,11 @@ def raw_speed(hw, out: Path, cycles: int) -> dict:
     )
     from edgevit_hw.sim.runner import verilator_env
 
+    from edgevit_hw.flow import write_files
+
     verilator_env()
     folder = (out / "raw_speed").resolve()
-    vfile = export_unit("compute_unit", hw, folder)
+    vfile = write_files(folder, verilog_files(hw, ["compute_unit"]))[0]
     widths = {
         n: Shape.cast(f(hw)).width
         for n, f in (

@@ -2,7 +2,7 @@
 
     python benchmarks/synth_rtl.py --config m3vit [--unit compute_unit ...] [--jobs 2]
 
-Per unit: export Verilog (rtl.export), run Debian's yosys (0.23 here)
+Per unit: export Verilog (edgevit_hw.rtl.export), run Debian's yosys (0.23 here)
 ``synth_xilinx -family xcup -flatten`` then ``stat`` and ``write_json``, and print LUT / FF /
 DSP48E2 / BRAM counts and the logic levels of the longest combinational path (see
 :func:`logic_levels`). Results also go to
@@ -19,12 +19,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from edgevit_hw.rtl.export import UNITS, export_unit, top_name
+from edgevit_hw.rtl.export import UNITS, top_name, verilog_files
 from rich.console import Console
 from rich.table import Table
 
 from edgevit_hw.core.derive import derive
 from edgevit_hw.core.spec import load_spec
+from edgevit_hw.flow import write_files
 
 GROUPS = {
     "LUT": re.compile(r"^LUT\d$"),
@@ -100,7 +101,7 @@ def synth_unit(unit: str, hw, out: Path, reuse: bool = False) -> dict:
     if reuse and log.with_suffix(".stat").exists() and log.with_suffix(".json").exists():
         stat = log.with_suffix(".stat").read_text()
     else:
-        vfile = export_unit(unit, hw, out)
+        vfile = write_files(out, verilog_files(hw, [unit]))[0]
         stat = run_yosys(vfile, top_name(unit), log)
     res = parse_stat(stat)
     res["levels"] = logic_levels(log.with_suffix(".json"), top_name(unit))

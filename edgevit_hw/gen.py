@@ -1,4 +1,11 @@
-"""``python -m edgevit_hw.gen --config <preset|file> [--weights FILE] [--out DIR]``."""
+"""Write everything the generator makes for one spec into a folder.
+
+``python -m edgevit_hw.gen --config <preset|file> [--weights FILE] [--calib DIR|NPZ]
+[--image IMAGE] [--out DIR]``: DIR gets the resolved spec, the derived parameters, the
+quantized model, the golden vectors, the compiled program, the HLS project (``hls/``), the
+Verilog of every RTL unit (``rtl/``) and a README saying what each file is. stdout lists the
+written files; progress goes to stderr. A bad input is one line on stderr and exit status 2.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +13,31 @@ import argparse
 import sys
 from pathlib import Path
 
-from edgevit_hw.core.errors import EdgeVitError
+from edgevit_hw.cli import add_model_args
+from edgevit_hw.core.errors import CliParser, run_cli
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m edgevit_hw.gen", description=__doc__)
-    ap.add_argument("--config", required=True, help="preset name or YAML spec path")
-    ap.add_argument("--weights", help="float checkpoint (.safetensors or .npz), M3ViT names")
+def parser() -> CliParser:
+    ap = CliParser(prog="python -m edgevit_hw.gen", description=__doc__.split("\n\n")[0])
+    add_model_args(ap)
     ap.add_argument("--out", default=None, help="output folder (default build/<name>)")
-    return ap.parse_args(argv)
+    return ap
 
 
 def run(args: argparse.Namespace) -> int:
     from edgevit_hw.core.spec import load_spec
-    from edgevit_hw.flow import generate, prepare
+    from edgevit_hw.flow import check_out, generate, prepare
 
+    if args.out:
+        check_out(Path(args.out))
     spec = load_spec(args.config)
-    out = Path(args.out or f"build/{spec.name}")
-    prep = prepare(spec, args.weights)
+    out = check_out(Path(args.out or f"build/{spec.name}"))
+    prep = prepare(spec, args.weights, args.calib, args.image)
     files = generate(prep, out)
-    label = "SYNTHETIC weights" if prep.qmodel.synthetic else f"weights {prep.qmodel.source}"
-    print(f"{spec.name}: {label}; wrote {len(files)} files to {out}")
+    qm = prep.qmodel
+    label = "SYNTHETIC weights" if qm.synthetic else f"weights {qm.source}"
+    print(f"{spec.name}: {label}; calibration: {qm.calibration}; frame: {prep.frame_name}")
+    print(f"wrote {len(files)} files to {out}")
     for f in files:
         print(f"  {f}")
     return 0
@@ -34,12 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; any :class:`EdgeVitError` becomes one line on stderr and exit status 2."""
-    args = parse(argv)
-    try:
-        return run(args)
-    except EdgeVitError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_cli(run, parser(), argv)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,13 @@ The project is compiled with ``g++ -std=c++17 -O2 -Wall -Wextra -Werror`` agains
 by the SHA-256 of every source file plus the compiler command, so a spec is compiled once and
 reused by every test and run; the weight image and inputs are read at run time.
 
-``python -m edgevit_hw.hls.csim --config <preset> [--task T] [--random SEED]`` runs one frame and
+``python -m edgevit_hw.csim --config <preset> [--task T] [--image IMG | --random SEED]
+[--calib DIR|NPZ] [--weights W] [--out DIR]`` compiles the project, runs one frame per task and
 compares it with the golden model.
 """
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import hashlib
 import importlib.util
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from edgevit_hw.hls.emit import frame_beats, kernel_sources, render_project
+from edgevit_hw.hls.emit import frame_beats, kernel_sources, render_sources
 
 from edgevit_hw.core.qmodel import QuantModel
 
@@ -47,12 +47,15 @@ def ap_types_dir() -> Path:
 
 @dataclass
 class Binary:
-    """A compiled testbench and how long its compilation took (0 when cached)."""
+    """A compiled testbench, how long its compilation took (0 when cached) and ``weights``: the
+    weight image of the quantized model it was built for, which :func:`build` wrote or verified
+    and every run uses unless told otherwise."""
 
     path: Path
     project: Path
     compile_s: float
     cached: bool
+    weights: Path
 
 
 @dataclass
@@ -78,8 +81,13 @@ def _compile_cmd(project: Path, out: Path, defines: tuple[str, ...]) -> list[str
 
 
 def build(qm: QuantModel, hw, defines: tuple[str, ...] = ()) -> Binary:
-    """Render the project (sources + weight image) into the cache and compile it once."""
-    sources, img = render_project(qm, hw)
+    """Render the project (sources + weight image) into the cache and compile it once. The
+    binary is keyed by its sources, the weight image by the SHA-256 of its bytes (so by the
+    quantized model); the returned Binary names the image of ``qm``, written or verified."""
+    from edgevit_hw.program.compiler import compile_program
+
+    program = compile_program(qm, hw)
+    sources, image = render_sources(program), program.image
     kernels = kernel_sources()
     h = hashlib.sha256()
     for name in sorted(sources):
@@ -90,18 +98,25 @@ def build(qm: QuantModel, hw, defines: tuple[str, ...] = ()) -> Binary:
     key = h.hexdigest()[:20]
     project = CACHE / f"{qm.spec.name}-{key}"
     exe = project / "evh_csim"
-    weights = project / f"weights-{hashlib.sha256(img.blob()).hexdigest()[:16]}.bin"
-    if not weights.exists():
-        project.mkdir(parents=True, exist_ok=True)
-        _atomic_write(weights, img.blob())
+    weights = _weights(project, image)
     if exe.exists():
-        return Binary(exe, project, 0.0, True)
-    project.mkdir(parents=True, exist_ok=True)
+        return Binary(exe, project, 0.0, True, weights)
     with open(project / ".lock", "w") as lock:  # parallel test workers compile only once
         fcntl.flock(lock, fcntl.LOCK_EX)
         if exe.exists():
-            return Binary(exe, project, 0.0, True)
-        return _compile(project, sources, kernels, defines)
+            return Binary(exe, project, 0.0, True, weights)
+        path, dt = _compile(project, sources, kernels, defines)
+        return Binary(path, project, dt, False, weights)
+
+
+def _weights(project: Path, image: bytes) -> Path:
+    """``project/weights-<sha256 of image>.bin`` holding exactly ``image``: written when absent
+    or when its bytes differ (a torn or tampered file)."""
+    path = project / f"weights-{hashlib.sha256(image).hexdigest()[:16]}.bin"
+    project.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_bytes() != image:
+        _atomic_write(path, image)
+    return path
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -111,7 +126,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _compile(project: Path, sources: dict[str, str], kernels: dict[str, bytes], defines) -> Binary:
+def _compile(project: Path, sources: dict[str, str], kernels: dict[str, bytes],
+             defines) -> tuple[Path, float]:  # fmt: skip
+    """Write the sources and compile them; returns (executable, seconds)."""
     (project / "include").mkdir(parents=True, exist_ok=True)
     for name, text in sources.items():
         _atomic_write(project / name, text.encode())
@@ -126,24 +143,20 @@ def _compile(project: Path, sources: dict[str, str], kernels: dict[str, bytes], 
         os.unlink(tmp)
         raise RuntimeError(f"g++ failed for {project}:\n{res.stderr[-6000:]}")
     os.replace(tmp, project / "evh_csim")
-    return Binary(project / "evh_csim", project, dt, False)
-
-
-def _weights_file(binary: Binary) -> Path:
-    found = sorted(binary.project.glob("weights-*.bin"), key=lambda p: p.stat().st_mtime)
-    return found[-1]
+    return project / "evh_csim", dt
 
 
 def run_beats(binary: Binary, beats: np.ndarray, task: int, frames: int, shape: tuple[int, int],
               weights: Path | None = None, dump_dir: Path | None = None) -> CsimResult:  # fmt: skip
-    """Run the top function once on raw AXI4-Stream beats (uint8 [B, 2]: pixel, tlast)."""
+    """Run the top function once on raw AXI4-Stream beats (uint8 [B, 2]: pixel, tlast), with
+    the weight image ``weights`` (default: the one ``binary`` was built with)."""
     with tempfile.TemporaryDirectory() as tmp:
         inp, outp = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
         inp.write_bytes(np.ascontiguousarray(beats, np.uint8).tobytes())
         env = dict(os.environ)
         if dump_dir is not None:
             env["EVH_DUMP_DIR"] = str(dump_dir)
-        cmd = [str(binary.path), str(weights or _weights_file(binary)), str(inp), str(outp),
+        cmd = [str(binary.path), str(weights or binary.weights), str(inp), str(outp),
                str(task), str(frames)]  # fmt: skip
         t0 = time.perf_counter()
         res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT_S)
@@ -236,9 +249,11 @@ def section_csim(ctx: dict, con) -> None:
     from rich.table import Table
 
     from edgevit_hw.core.golden import golden_forward
+    from edgevit_hw.progress import step
 
     prep, img = ctx["prep"], ctx["image"]
-    binary = build(prep.qmodel, prep.hw)
+    with step(f"compiling the C-simulation of {prep.spec.name} (g++ -O2)"):
+        binary = build(prep.qmodel, prep.hw)
     how = "cached binary" if binary.cached else f"compiled in {binary.compile_s:.1f} s"
     table = Table(title=f"HLS C-simulation (g++ -O2, {how}) vs golden model")
     for col in ("task", "time/frame", "modeled cycles", f"ms @ {prep.hw.clock_mhz:g} MHz",
@@ -247,7 +262,8 @@ def section_csim(ctx: dict, con) -> None:
     for t, task in enumerate(prep.spec.tasks):
         gold = ctx.get("golden", {}).get(t)
         gold = golden_forward(prep.qmodel, img, t).tokens if gold is None else gold
-        res = run_frame(binary, prep.qmodel, img, t)
+        with step(f"C-simulation of {prep.spec.name}, task {task}"):
+            res = run_frame(binary, prep.qmodel, img, t)
         same = len(res.frames) == 1 and np.array_equal(res.frames[0], gold)
         table.add_row(
             task, f"{res.run_s:.2f} s", str(res.cycles),
@@ -266,43 +282,73 @@ def _check_same_sources(compiled: Path, generated: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edgevit_hw.core.golden import golden_forward
-    from edgevit_hw.core.spec import load_spec
-    from edgevit_hw.flow import prepare
-    from edgevit_hw.ml.images import EVAL_IMAGE, load_image, random_pixels
+    """``python -m edgevit_hw.csim``: a bad input is one line and exit status 2 (checked before
+    anything runs); a failed compilation or simulation prints its message and exits 1."""
+    from edgevit_hw.cli import add_model_args
+    from edgevit_hw.core.errors import CliParser, run_cli
 
-    ap = argparse.ArgumentParser(prog="python -m edgevit_hw.csim", description=__doc__)
-    ap.add_argument("--config", required=True)
-    ap.add_argument("--task", type=int, default=None, help="default: every task")
-    ap.add_argument("--random", type=int, default=None, help="seeded random pixels")
+    ap = CliParser(prog="python -m edgevit_hw.csim", description=__doc__.split("\n\n")[0])
+    add_model_args(ap)
+    ap.add_argument("--task", help="task index or name (default: every task)")
+    ap.add_argument("--random", type=int, default=None, help="seeded random pixels instead")
     ap.add_argument("--out", default=None, help="also generate the project (gen) into OUT")
-    args = ap.parse_args(argv)
-    prep = prepare(load_spec(args.config))
-    if args.out:
-        from edgevit_hw.flow import generate
+    try:
+        return run_cli(_main, ap, argv)
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
-        generate(prep, Path(args.out))
-        print(f"{prep.spec.name}: generated {args.out} (HLS project in {args.out}/hls)")
-    binary = build(prep.qmodel, prep.hw)
-    if args.out:
-        _check_same_sources(binary.project, Path(args.out) / "hls")
-    print(f"{prep.spec.name}: compiled in {binary.compile_s:.1f} s" if not binary.cached
-          else f"{prep.spec.name}: cached binary {binary.path}")  # fmt: skip
-    if args.random is None:
-        px, label = load_image(EVAL_IMAGE, prep.spec), f"image {EVAL_IMAGE}"
-    else:
-        px, label = random_pixels(prep.spec, args.random), f"random pixels seed {args.random}"
-    tasks = range(len(prep.spec.tasks)) if args.task is None else [args.task]
-    failed = 0
-    for t in tasks:
+
+def _main(args) -> int:
+    from edgevit_hw.cli import task_indices
+    from edgevit_hw.core.spec import load_spec
+    from edgevit_hw.flow import check_out, generate, prepare
+    from edgevit_hw.progress import step
+
+    out = check_out(Path(args.out)) if args.out else None
+    spec = load_spec(args.config)
+    tasks = task_indices(spec, args.task)
+    prep = prepare(spec, args.weights, args.calib, args.image)
+    print(f"{spec.name}: {_weights_label(prep.qmodel)}; calibration: {prep.qmodel.calibration}")
+    if out:
+        generate(prep, out)
+        print(f"{spec.name}: generated {out} (HLS project in {out / 'hls'})")
+    with step(f"compiling the C-simulation of {spec.name} (g++ -O2)"):
+        binary = build(prep.qmodel, prep.hw)
+    if out:
+        _check_same_sources(binary.project, out / "hls")
+    print(f"{spec.name}: compiled in {binary.compile_s:.1f} s" if not binary.cached
+          else f"{spec.name}: cached binary {binary.path}")  # fmt: skip
+    px, label = _frame(prep, args.random)
+    return 1 if sum(not _simulate(binary, prep, px, label, t) for t in tasks) else 0
+
+
+def _weights_label(qm: QuantModel) -> str:
+    return "SYNTHETIC weights" if qm.synthetic else f"weights {qm.source}"
+
+
+def _frame(prep, seed: int | None) -> tuple[np.ndarray, str]:
+    from edgevit_hw.ml.images import random_pixels
+
+    if seed is None:
+        return prep.pixels(), f"image {prep.frame_name}"
+    return random_pixels(prep.spec, seed), f"random pixels seed {seed}"
+
+
+def _simulate(binary: Binary, prep, px: np.ndarray, label: str, t: int) -> bool:
+    """One frame of task ``t`` in the C-simulation against the golden model; prints a line."""
+    from edgevit_hw.core.golden import golden_forward
+    from edgevit_hw.progress import step
+
+    task = prep.spec.tasks[t]
+    with step(f"C-simulation of {prep.spec.name}, task {task}, {label}"):
         res = run_frame(binary, prep.qmodel, px, t)
-        gold = golden_forward(prep.qmodel, px, t).tokens
-        same = len(res.frames) == 1 and np.array_equal(res.frames[0], gold)
-        failed += not same
-        print(f"  task {t} ({prep.spec.tasks[t]}), {label}: {res.run_s:.2f} s,"
-              f" {res.cycles} modeled cycles, spec id 0x{res.spec_id:08x}:"
-              f" {'BIT-EXACT' if same else 'MISMATCH'} vs golden")  # fmt: skip
-    return 1 if failed else 0
+    gold = golden_forward(prep.qmodel, px, t).tokens
+    same = len(res.frames) == 1 and np.array_equal(res.frames[0], gold)
+    verdict = "BIT-EXACT" if same else "MISMATCH"
+    print(f"  task {t} ({task}), {label}: {res.run_s:.2f} s, {res.cycles} modeled cycles,"
+          f" spec id 0x{res.spec_id:08x}: {verdict} vs golden")  # fmt: skip
+    return same
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from edgevit_hw.rtl.divider import DivRound
 from edgevit_hw.rtl.hwmath import clamp, reg, round_shift, sreg
 from edgevit_hw.rtl.layouts import SHIFT_BITS, attn_kv_layout, attn_out_layout, attn_q_layout
 
@@ -52,6 +53,62 @@ def exp2_q(m: Module, rd, x, frac: int, out: int):
     sh = Mux(neg > out + 1, out + 1, neg)
     m.d.comb += rd.addr.eq(x[:frac])
     return rd.data >> sh[: (out + 1).bit_length() + 1]
+
+
+def delays(m: Module, sigs: tuple, first: int, n: int, name: str) -> list[tuple]:
+    """``[sigs, sigs delayed 1, ..., delayed n]`` by always-enabled registers named
+    ``{name}_{v,f,l}{k}`` for k = first .. first + n - 1 (valid, first, last flags)."""
+    out = [sigs]
+    for k in range(first, first + n):
+        out.append(
+            tuple(reg(m, ON, x, f"{name}_{c}{k}") for x, c in zip(out[-1], "vfl", strict=True))
+        )
+    return out
+
+
+def online_softmax_step(m: Module, a, ctl: tuple, t, v_late: list, name: str) -> dict:
+    """One key of arithmetic.online_softmax_ref for one query row, in 4 pipeline stages.
+
+    Inputs: ``ctl = (valid, first, last)`` flags of the key and its logit ``t`` (signed
+    ``a.logit_bits``) in the same cycle; its value vector ``v_late`` two cycles later. With
+    ``F`` = exp_frac_bits, ``O`` = exp_out_bits::
+
+        c = ceil(t / 2^F);  new = c if first else max(mx, c);  d = 0 if first else new - mx
+        p = exp2_q(t - new * 2^F);  l = floor(l / 2^d) + p;  acc = floor(acc / 2^d) + p * v
+
+    (``d`` is saturated at max(softmax_acc_bits, softmax_sum_bits), where both floors are
+    already 0 or -1, the same value). ``first`` starts a row (l = p, acc = p * v). Returns
+    ``{"l", "acc", "upd_last"}``: the state registers, updated 4 cycles after ``t``, and a
+    flag high in the cycle a ``last`` key updates them (the row's result is final after it).
+    """
+    F, O = a.exp_frac_bits, a.exp_out_bits
+    ctl = delays(m, ctl, 5, 3, name)
+    # stage 5: running max on the ceil grid, rescale amount d, exponent e
+    v4, f4, _ = ctl[0]
+    mx = Signal(signed(a.logit_bits - F + 1), name=f"{name}_mx")
+    c = -((-t) >> F)
+    new = Mux(f4 | (c > mx), c, mx)
+    with m.If(v4):
+        m.d.sync += mx.eq(new)
+    dmax = max(a.softmax_acc_bits, a.softmax_sum_bits)
+    dd = Mux(f4, 0, new - mx)
+    d5 = reg(m, ON, Mux(dd > dmax, dmax, dd)[: dmax.bit_length()], f"{name}_d5")
+    e5 = sreg(m, ON, t - (new << F), a.logit_bits + 2, f"{name}_e5")
+    # stage 6: p = exp2_q(e)
+    rd = exp2_rom(m, f"{name}_exp2_rom", F, O)
+    p6 = reg(m, ON, exp2_q(m, rd, e5, F, O), f"{name}_p6", unsigned(O + 1))
+    d6 = reg(m, ON, d5, f"{name}_d6")
+    # stage 7: p * v
+    pv = [reg(m, ON, p6 * v, f"{name}_pv{i}") for i, v in enumerate(v_late)]
+    d7, p7 = reg(m, ON, d6, f"{name}_d7"), reg(m, ON, p6, f"{name}_p7")
+    v7, f7, l7 = ctl[3]
+    # stage 8: state update (first key: state = its contribution)
+    ell = Signal(unsigned(a.softmax_sum_bits), name=f"{name}_l")
+    acc = [Signal(signed(a.softmax_acc_bits), name=f"{name}_acc{i}") for i in range(len(pv))]
+    with m.If(v7):
+        m.d.sync += ell.eq(Mux(f7, 0, ell >> d7) + p7)
+        m.d.sync += [acc[i].eq(Mux(f7, 0, acc[i] >> d7) + pv[i]) for i in range(len(pv))]
+    return {"l": ell, "acc": acc, "upd_last": v7 & l7}
 
 
 class AttentionEngine(wiring.Component):
@@ -132,95 +189,42 @@ class AttentionEngine(wiring.Component):
         return states
 
     def _row(self, m, p, q, ent, vent):
-        """One query row's pipeline; returns its state (acc, l) and its last-update flag."""
+        """One query row's pipeline: stages 1-4 compute the logit ``t`` of the key at chain
+        position p, :func:`online_softmax_step` (stages 5-8) folds it into the row's state."""
         a = self._hw.arith
-        F, O = a.exp_frac_bits, a.exp_out_bits
-        ctl = [(ent["v"], ent["f"], ent["l"])]
-        for k in range(1, V_TAP + 2):
-            v, f, lst = ctl[-1]
-            ctl.append(
-                tuple(
-                    reg(m, ON, x, f"r{p}_{n}{k}") for x, n in zip((v, f, lst), "vfl", strict=True)
-                )
-            )
+        ctl = delays(m, (ent["v"], ent["f"], ent["l"]), 1, 4, f"r{p}")
         prods = [reg(m, ON, q[i] * ent["k"][i], f"r{p}_prod{i}") for i in range(a.head_dim)]
         score = sreg(m, ON, sum(prods), a.score_bits, f"r{p}_score")
         prod = reg(m, ON, score * self.logit_m, f"r{p}_lp")
         t = sreg(m, ON, clamp(round_shift(prod, self.logit_s), a.logit_bits), a.logit_bits,
                  f"r{p}_t")  # fmt: skip
-        # stage 5: running max on the ceil grid, rescale amount d, exponent e
-        v4, f4, _ = ctl[4]
-        mx = Signal(signed(a.logit_bits - F + 1), name=f"r{p}_mx")
-        c = -((-t) >> F)
-        new = Mux(f4 | (c > mx), c, mx)
-        with m.If(v4):
-            m.d.sync += mx.eq(new)
-        dmax = max(a.softmax_acc_bits, a.softmax_sum_bits)
-        dd = Mux(f4, 0, new - mx)
-        d5 = reg(m, ON, Mux(dd > dmax, dmax, dd)[: dmax.bit_length()], f"r{p}_d5")
-        e5 = sreg(m, ON, t - (new << F), a.logit_bits + 2, f"r{p}_e5")
-        # stage 6: p = exp2_q(e)
-        rd = exp2_rom(m, f"exp2_rom_{p}", F, O)
-        p6 = reg(m, ON, exp2_q(m, rd, e5, F, O), f"r{p}_p6", unsigned(O + 1))
-        d6 = reg(m, ON, d5, f"r{p}_d6")
-        # stage 7: p * v (v from the chain tap p + V_TAP)
-        pv = [reg(m, ON, p6 * vent["val"][i], f"r{p}_pv{i}") for i in range(a.head_dim)]
-        d7, p7 = reg(m, ON, d6, f"r{p}_d7"), reg(m, ON, p6, f"r{p}_p7")
-        v7, f7, l7 = ctl[V_TAP + 1]
-        # stage 8: state update (first key: state = its contribution)
-        ell = Signal(unsigned(a.softmax_sum_bits), name=f"r{p}_l")
-        acc = [Signal(signed(a.softmax_acc_bits), name=f"r{p}_acc{i}") for i in range(a.head_dim)]
-        with m.If(v7):
-            m.d.sync += ell.eq(Mux(f7, 0, ell >> d7) + p7)
-            m.d.sync += [acc[i].eq(Mux(f7, 0, acc[i] >> d7) + pv[i]) for i in range(a.head_dim)]
-        return {"l": ell, "acc": acc, "upd_last": v7 & l7}
+        # v from the chain tap p + V_TAP: two cycles after t, when the step multiplies by p
+        return online_softmax_step(m, a, ctl[-1], t, vent["val"], f"r{p}")
 
     def _drain(self, m, states):
-        """Divide each row's acc by its l (saturating restoring division, b iterations);
-        returns a signal that is high on the cycle the last row is handed over."""
+        """Each row in turn: o = normalize_attention(acc, l) by the :class:`DivRound` array
+        (one lane per output element, 1 + b cycles), registered into ``out``; returns a
+        signal that is high on the cycle the last row is handed over."""
         hw, a = self._hw, self._hw.arith
         b, dh = a.act_bits, a.head_dim
-        den_w = a.softmax_sum_bits + 2
-        num_w = a.softmax_acc_bits + b + 3
+        m.submodules.div = div = DivRound(dh, signed(a.softmax_acc_bits), a.softmax_sum_bits, b,
+                                          signed_out=True)  # fmt: skip
         row = Signal(range(hw.attn_rows + 1), name="drain_row")
-        it = Signal(range(b + 2), name="div_it")
         busy = Signal(name="div_busy")
         done = Signal(name="drain_done")
-        den = Signal(unsigned(den_w), name="div_den")
-        rem = [Signal(signed(num_w), name=f"div_rem{i}") for i in range(dh)]
-        quo = [Signal(unsigned(b), name=f"div_q{i}") for i in range(dh)]
-        sat = [Signal(signed(2), name=f"div_sat{i}") for i in range(dh)]
         ells = Array(s["l"] for s in states)
         accs = [Array(s["acc"][i] for s in states) for i in range(dh)]
+        m.d.comb += [div.b.eq(ells[row]), *(div.a[i].eq(accs[i][row]) for i in range(dh))]
         ovalid = Signal(name="out_valid")
         m.d.comb += self.out.valid.eq(ovalid)
         with m.If(ovalid & self.out.ready):
             m.d.sync += ovalid.eq(0)
         with m.If(~busy & ~ovalid & (row < hw.attn_rows)):
-            ell = ells[row]
-            dn = 2 * ell
-            m.d.sync += [den.eq(dn), it.eq(b), busy.eq(1)]
-            for i in range(dh):
-                off = 2 * accs[i][row] + ell + (dn << (b - 1))
-                m.d.sync += [rem[i].eq(off), quo[i].eq(0)]
-                m.d.sync += sat[i].eq(Mux(off < 0, -1, Mux(off >= (dn << b), 1, 0)))
-        with m.If(busy):
-            with m.If(it == 0):
-                m.d.sync += [busy.eq(0), ovalid.eq(1), row.eq(row + 1)]
-                for i in range(dh):
-                    o = Mux(sat[i] == 1, A.smax(b), Mux(sat[i] == -1, A.smin(b),
-                                                         quo[i] - (1 << (b - 1))))  # fmt: skip
-                    m.d.sync += self.out.payload.o[i].eq(o)
-            with m.Else():
-                m.d.sync += it.eq(it - 1)
-                sh = (it - 1)[: len(it)]
-                for i in range(dh):
-                    step = den << sh
-                    with m.If(rem[i] >= step):
-                        m.d.sync += [
-                            rem[i].eq(rem[i] - step),
-                            quo[i].eq(quo[i] | (Const(1, b) << sh)),
-                        ]
+            m.d.comb += div.start.eq(1)
+            m.d.sync += busy.eq(1)
+        with m.If(busy & ~div.busy):
+            m.d.sync += [busy.eq(0), ovalid.eq(1), row.eq(row + 1)]
+            m.d.sync += [self.out.payload.o[i].eq(div.o[i]) for i in range(dh)]
         with m.If((row == hw.attn_rows) & ~ovalid):
             m.d.comb += done.eq(1)
             m.d.sync += row.eq(0)

@@ -47,6 +47,36 @@ def _is(mode, *modes):
     return out
 
 
+def gelu_q(m: Module, en, u, frac_bits: int, in_bits: int, tag: str):
+    """arithmetic.gelu_q of ``u`` (``in_bits`` signed, ``F = frac_bits`` fractional bits) in two
+    register stages enabled by ``en``; the result (``in_bits + 1`` signed) is valid two enabled
+    cycles after ``u``::
+
+        a = |u|;  i = min(a >> (F-5), 177);  r = a - (i << (F-5))  (0 when clamped)
+        delta = T[i] + round_shift((T[i+1] - T[i]) * r, F-5);  result max(u, 0) - delta
+
+    with ``T = gelu_table(F)`` in a ROM (two combinational read ports). Register names end
+    in ``tag``.
+    """
+    sh = frac_bits - A.GELU_STEP_LOG2
+    table = [int(v) for v in A.gelu_table(frac_bits)]
+    rom = Memory(shape=signed(max(table).bit_length() + 1), depth=len(table), init=table)
+    m.submodules[f"gelu_rom{tag}"] = rom
+    rd0, rd1 = rom.read_port(domain="comb"), rom.read_port(domain="comb")
+    mag = Mux(u < 0, -u, u)
+    idx = Mux((mag >> sh) > A.GELU_TABLE_LEN, A.GELU_TABLE_LEN, mag >> sh)
+    i5 = reg(m, en, idx, f"gi5{tag}")
+    rem = reg(m, en, Mux(idx < A.GELU_TABLE_LEN, mag - (idx << sh), 0)[:sh], f"gr5{tag}")
+    u5 = reg(m, en, u, f"gu5{tag}")
+    m.d.comb += [
+        rd0.addr.eq(i5),
+        rd1.addr.eq(Mux(i5 < A.GELU_TABLE_LEN, i5 + 1, A.GELU_TABLE_LEN)),
+    ]
+    t0, t1 = rd0.data, rd1.data
+    delta = t0 + round_shift((t1 - t0) * rem, sh)
+    return sreg(m, en, Mux(u5 > 0, u5, 0) - delta, in_bits + 1, f"g6{tag}")
+
+
 class Epilogue(wiring.Component):
     """Members: ``tile`` (sink, R x C accumulators), ``cfg`` (sink, one beat per tile),
     ``side`` (sink, one beat per row in side modes), ``out`` (source, one row per beat)."""
@@ -158,7 +188,7 @@ class Epilogue(wiring.Component):
         t4, res4 = reg(m, adv, t3, f"t4_{c}"), reg(m, adv, res3, f"res4_{c}")
         y5 = sreg(m, adv, clamp(res4 + r4, a.res_bits), a.res_bits, f"y5_{c}")
         t5, r5 = reg(m, adv, t4, f"t5_{c}"), reg(m, adv, r4, f"r5_{c}")
-        g6 = self._gelu(m, adv, c, r4)
+        g6 = gelu_q(m, adv, r4, a.gelu_frac_bits, a.gelu_in_bits, f"_{c}")
         t6, r6, y6 = (reg(m, adv, x, f"{n}6_{c}") for x, n in ((t5, "t"), (r5, "r"), (y5, "y")))
         p7 = reg(m, adv, g6 * s6["m2"], f"gp7_{c}")
         t7, r7, y7 = (reg(m, adv, x, f"{n}7_{c}") for x, n in ((t6, "t"), (r6, "r"), (y6, "y")))
@@ -184,24 +214,3 @@ class Epilogue(wiring.Component):
         options = Array([clamp(r, widths[k]) for k in EpiClamp])
         top = max(widths.values())
         return sreg(m, adv, options[sel], top, f"r4_{c}")
-
-    def _gelu(self, m, adv, c, u4):
-        """Stages 5-6: arithmetic.gelu_q on the GELU_IN-saturated value ``u4``."""
-        a = self._hw.arith
-        sh = a.gelu_frac_bits - A.GELU_STEP_LOG2
-        table = [int(v) for v in A.gelu_table(a.gelu_frac_bits)]
-        rom = Memory(shape=signed(max(table).bit_length() + 1), depth=len(table), init=table)
-        m.submodules[f"gelu_rom_{c}"] = rom
-        rd0, rd1 = rom.read_port(domain="comb"), rom.read_port(domain="comb")
-        mag = Mux(u4 < 0, -u4, u4)
-        idx = Mux((mag >> sh) > A.GELU_TABLE_LEN, A.GELU_TABLE_LEN, mag >> sh)
-        i5 = reg(m, adv, idx, f"gi5_{c}")
-        rem = reg(m, adv, Mux(idx < A.GELU_TABLE_LEN, mag - (idx << sh), 0)[:sh], f"gr5_{c}")
-        u5 = reg(m, adv, u4, f"gu5_{c}")
-        m.d.comb += [
-            rd0.addr.eq(i5),
-            rd1.addr.eq(Mux(i5 < A.GELU_TABLE_LEN, i5 + 1, A.GELU_TABLE_LEN)),
-        ]
-        t0, t1 = rd0.data, rd1.data
-        delta = t0 + round_shift((t1 - t0) * rem, sh)
-        return sreg(m, adv, Mux(u5 > 0, u5, 0) - delta, a.gelu_in_bits + 1, f"g6_{c}")

@@ -21,7 +21,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.data import StructLayout
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from edgevit_hw.rtl.layouts import index_bits, queue_out_layout, router_out_layout
+from edgevit_hw.rtl.layouts import queue_out_layout, router_out_layout
 
 from edgevit_hw.core.derive import HwParams
 
@@ -37,19 +37,16 @@ class ExpertQueueBuilder(wiring.Component):
             }
         )
 
-    def _depth(self) -> int:
-        buf = {b.name: b for b in self._hw.buffers}["expert_queues"]
-        return buf.words
-
     def elaborate(self, platform):
         m = Module()
         a = self._hw.arith
         E, K, N = a.experts, a.top_k, a.tokens
-        entry = StructLayout({"token": unsigned(index_bits(N)), "slot": unsigned(index_bits(K))})
-        m.submodules.mem = mem = Memory(shape=entry, depth=self._depth(), init=[])
+        toks, slots = self._hw.buffers.queue_tokens, self._hw.buffers.queue_slots
+        entry = StructLayout({"token": unsigned(toks.bits), "slot": unsigned(slots.bits)})
+        m.submodules.mem = mem = Memory(shape=entry, depth=toks.words, init=[])
         wr, rd = mem.write_port(), mem.read_port(domain="sync")
         counts = Array(Signal(range(N + 1), name=f"count{e}") for e in range(E))
-        idx = Array(Signal(unsigned(index_bits(E)), name=f"qidx{r}") for r in range(K))
+        idx = Array(Signal(unsigned(a.expert_index_bits), name=f"qidx{r}") for r in range(K))
         tok = Signal(range(N + 1))
         slot = Signal(range(K + 1))
         last = Signal()

@@ -1,44 +1,32 @@
-"""Verilog export of every unit from HwParams.
+"""Verilog of every RTL unit from HwParams: a pure function, the flow writes the files.
 
-``python -m rtl.export --config micro_moe --out build/rtl`` writes ``<top>.v`` per unit and
-``derived.json``; the top module of unit ``u`` is ``evh_<u>`` with ports ``clk``, ``rst`` and
-``<stream>__{payload,valid,ready}``.
+:func:`verilog_files` returns ``{"evh_<unit>.v": text}``; the top module of unit ``u`` is
+``evh_<u>`` with ports ``clk``, ``rst`` and ``<stream>__{payload,valid,ready}``. ``gen`` writes
+them into ``DIR/rtl``; ``python -m edgevit_hw.rtl.export --config micro_moe --out build/rtl``
+writes them (and ``derived.json``) into a folder of their own.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from amaranth.back import verilog
-from edgevit_hw.rtl.params import write_hw_json
+from edgevit_hw.core.derive import HwParams
 
-from edgevit_hw.core.derive import HwParams, derive
-from edgevit_hw.core.spec import load_spec
+UNIT_CLASSES = (  # (unit, module, Component class), in dependency order
+    ("compute_unit", "edgevit_hw.rtl.compute_unit", "ComputeUnit"),
+    ("mac_array", "edgevit_hw.rtl.mac_array", "MacArray"),
+    ("attention", "edgevit_hw.rtl.attention", "AttentionEngine"),
+    ("layernorm", "edgevit_hw.rtl.layernorm", "LayerNormUnit"),
+    ("router", "edgevit_hw.rtl.router", "MoeRouter"),
+    ("expert_queues", "edgevit_hw.rtl.expert_queues", "ExpertQueueBuilder"),
+)
 
 
 def _units() -> dict[str, Callable[[HwParams], object]]:
-    from edgevit_hw.rtl.compute_unit import ComputeUnit
+    import importlib
 
-    units: dict[str, Callable[[HwParams], object]] = {"compute_unit": ComputeUnit}
-    try:
-        from edgevit_hw.rtl.mac_array import MacArray
-
-        units["mac_array"] = MacArray
-    except ImportError:  # pragma: no cover
-        pass
-    for mod, cls, name in (
-        ("edgevit_hw.rtl.attention", "AttentionEngine", "attention"),
-        ("edgevit_hw.rtl.layernorm", "LayerNormUnit", "layernorm"),
-        ("edgevit_hw.rtl.router", "MoeRouter", "router"),
-        ("edgevit_hw.rtl.expert_queues", "ExpertQueueBuilder", "expert_queues"),
-    ):
-        try:
-            units[name] = getattr(__import__(mod, fromlist=[cls]), cls)
-        except (ImportError, AttributeError):
-            continue
-    return units
+    return {u: getattr(importlib.import_module(m), c) for u, m, c in UNIT_CLASSES}
 
 
 UNITS = _units
@@ -48,31 +36,58 @@ def top_name(unit: str) -> str:
     return f"evh_{unit}"
 
 
-def export_unit(unit: str, hw: HwParams, out_dir: Path) -> Path:
-    """Write ``<out_dir>/evh_<unit>.v``; rewritten only when the text changes (keeps Verilator
-    builds cached)."""
-    comp = _units()[unit](hw)
-    text = verilog.convert(comp, name=top_name(unit), emit_src=False)
-    text = f"// generated from spec {hw.spec_hash[:16]} ({hw.spec_name}), do not edit\n" + text
-    path = Path(out_dir) / f"{top_name(unit)}.v"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
-    return path
+def unit_verilog(unit: str, hw: HwParams) -> str:
+    """Verilog text of one unit, first line ``// generated from spec <hash> ..., do not edit``.
+    Memoized on ``repr(hw)`` (a conversion takes seconds; the text depends on nothing else)."""
+    key = (unit, repr(hw))
+    if key not in _MEMO:
+        while len(_MEMO) >= MEMO_SIZE:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[key] = _convert(unit, hw)
+    return _MEMO[key]
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="m3vit")
-    ap.add_argument("--out", default="build/rtl")
-    ap.add_argument("--unit", action="append", help="unit(s) to export (default: all)")
-    args = ap.parse_args(argv)
+MEMO_SIZE = 12
+_MEMO: dict[tuple[str, str], str] = {}
+
+
+def _convert(unit: str, hw: HwParams) -> str:
+    from amaranth.back import verilog
+
+    text = verilog.convert(_units()[unit](hw), name=top_name(unit), emit_src=False)
+    return f"// generated from spec {hw.spec_hash[:16]} ({hw.spec_name}), do not edit\n" + text
+
+
+def verilog_files(hw: HwParams, units: list[str] | None = None) -> dict[str, str]:
+    """``{"evh_<unit>.v": Verilog}`` of ``units`` (default: every unit)."""
+    return {f"{top_name(u)}.v": unit_verilog(u, hw) for u in units or list(_units())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from edgevit_hw.core.errors import CliParser, run_cli
+
+    ap = CliParser(prog="python -m edgevit_hw.rtl.export", description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="m3vit", help="preset name or YAML spec path")
+    ap.add_argument("--out", default="build/rtl", help="output folder")
+    ap.add_argument("--unit", action="append", choices=[u for u, _, _ in UNIT_CLASSES],
+                    help="unit(s) to export (default: all)")  # fmt: skip
+    return run_cli(_export, ap, argv)
+
+
+def _export(args) -> int:
+    from edgevit_hw.core.derive import derive
+    from edgevit_hw.core.spec import load_spec
+    from edgevit_hw.flow import check_out, write_files
+    from edgevit_hw.progress import step
+
+    out = check_out(Path(args.out))
     hw = derive(load_spec(args.config))
-    out = Path(args.out)
-    write_hw_json(hw, out / "derived.json")
-    for unit in args.unit or list(_units()):
-        print(export_unit(unit, hw, out))
+    with step(f"exporting the RTL of {hw.spec_name} to Verilog"):
+        files = {"derived.json": hw.to_json(), **verilog_files(hw, args.unit)}
+    for path in write_files(out, files):
+        print(path)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

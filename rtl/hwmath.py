@@ -7,6 +7,7 @@ the same name; the units register the results between pipeline stages.
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
+from edgevit_hw.rtl.layouts import SHIFT_BITS
 
 
 def smin(bits: int) -> int:
@@ -40,6 +41,14 @@ def round_shift(x: Value, s: Value | int) -> Value:
 def requant_round(acc: Value, m: Value, s: Value) -> Value:
     """The unsaturated part of arithmetic.requant: ``(acc * m + 2^(s-1)) >> s``."""
     return round_shift(acc.as_signed() * m, s)
+
+
+def ln_normalize(dr: Value, p: Value, norm_frac: int) -> Value:
+    """arithmetic.ln_normalize, ``n = round_shift(d * r, sh - NF)`` with ``sh = 15 + p/2``
+    (``(r, p)`` from :class:`rtl.rsqrt.RsqrtQ`): ``dr`` is the product ``d * r`` (registered
+    by the caller), ``p`` the even normalization width, ``norm_frac`` = NF (at most 15)."""
+    shn = (15 - norm_frac) + (p >> 1)
+    return round_shift(dr, shn[:SHIFT_BITS])
 
 
 def reg(m: Module, en: Value, expr: Value, name: str, shape=None, data: bool = False) -> Signal:

@@ -7,12 +7,12 @@ Phases per row (``D`` = embed_dim, ``NF`` = ln_norm_frac_bits):
 2. VAR (2 cycles): ``V = D * (D*Q - S^2) + eps`` -- the exact identity
    ``sum_i (D*x_i - S)^2 = D * (D*Q - S^2)``, so V equals the contract's
    ``sum d_i^2 + eps_q`` bit for bit (all intermediates bounded by ``2^ln_var_bits``).
-3. NORM (1 cycle): ``k = bitlen(V)``, ``p = k + (k mod 2)``, ``u = V << (32-p)`` or
-   ``V >> (p-32)`` (rsqrt_q).
-4. RSQRT (2 cycles per bit, 17 bits): ``r = max{m : m^2 * u <= 2^62}`` by a greedy bit search
-   from bit 16 down (m^2 u is monotonic in m, so the greedy result is the maximum).
-5. OUT (D beats, pipelined, back-pressured): ``d_i = D*x_i - S``,
-   ``n_i = round_shift(d_i * r, 15 + p/2 - NF)``, ``y_i = requant(n_i*g_i + b_i, m, s, act)``.
+3. NORM (1 cycle) and RSQRT (2 cycles per bit, 17 bits): ``(r, p)`` of rsqrt_q(V) by the
+   :class:`rtl.rsqrt.RsqrtQ` search (``u = V`` normalized to ``[2^30, 2^32)``,
+   ``r = max{m : m^2 * u <= 2^62}``, ``sh = 15 + p/2``).
+4. OUT (D beats, pipelined, back-pressured): ``d_i = D*x_i - S``,
+   ``n_i = ln_normalize(d_i * r, p) = round_shift(d_i * r, 15 + p/2 - NF)``,
+   ``y_i = requant(n_i*g_i + b_i, m, s, act)``.
 
 Members: ``inp`` (sink, :func:`rtl.layouts.ln_in_layout`; ``last`` on the row's D-th element),
 ``out`` (source, ``last`` on each row's last element), config inputs ``eps`` (eps_q), ``m``,
@@ -23,23 +23,15 @@ D elements and still normalized, so the unit never hangs). Throughput: 2*D + 43 
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from edgevit_hw.rtl.hwmath import clamp, reg, round_shift, sreg
+from edgevit_hw.rtl.hwmath import clamp, ln_normalize, reg, round_shift, sreg
 from edgevit_hw.rtl.layouts import SHIFT_BITS, ln_in_layout, ln_out_layout
+from edgevit_hw.rtl.rsqrt import RsqrtQ
 
-from edgevit_hw.core import arithmetic as A
 from edgevit_hw.core.derive import HwParams
-
-
-def bitlen(v) -> object:
-    """Index of the highest set bit plus one (0 for v == 0)."""
-    k = Const(0, range(len(v) + 1))
-    for i in range(len(v)):
-        k = Mux(v[i], i + 1, k)
-    return k
 
 
 class LayerNormUnit(wiring.Component):
@@ -68,18 +60,14 @@ class LayerNormUnit(wiring.Component):
         sq = Signal(unsigned(a.ln_var_bits))
         var = Signal(unsigned(a.ln_var_bits))
         t1 = Signal(signed(a.ln_var_bits + 1))
-        p = Signal(range(a.ln_var_bits + 2))
-        u = Signal(unsigned(A.RSQRT_U_BITS))
-        r = Signal(unsigned(A.RSQRT_M_BITS))
-        cand_sq = Signal(unsigned(2 * A.RSQRT_M_BITS))
-        bit = Signal(range(A.RSQRT_M_BITS + 1))
+        m.submodules.rsqrt = rsq = RsqrtQ(a.ln_var_bits)
+        m.d.comb += rsq.v.eq(var)
         idx = Signal(range(dim + 1))
         issue = Signal(range(dim + 1))
         out_active = Signal()
         adv = Signal()
         empty = Signal()
         x = self.inp.payload
-        cand = r | (Const(1, A.RSQRT_M_BITS) << bit)
         with m.FSM():
             with m.State("IN"):
                 m.d.comb += self.inp.ready.eq(1)
@@ -100,23 +88,10 @@ class LayerNormUnit(wiring.Component):
                 m.d.sync += var.eq(dim * t1 + self.eps)
                 m.next = "NORM"
             with m.State("NORM"):
-                k = bitlen(var)
-                pe = k + k[0]
-                m.d.sync += p.eq(pe)
-                lsh = (32 - pe)[:SHIFT_BITS]
-                rsh = (pe - 32)[:SHIFT_BITS]
-                m.d.sync += u.eq(Mux(pe <= 32, var << lsh, var >> rsh)[: A.RSQRT_U_BITS])
-                m.d.sync += [r.eq(0), bit.eq(A.RSQRT_M_BITS - 1)]
-                m.next = "SQ"
-            with m.State("SQ"):
-                m.d.sync += cand_sq.eq(cand * cand)
-                m.next = "CMP"
-            with m.State("CMP"):
-                with m.If(cand_sq * u <= (1 << 62)):
-                    m.d.sync += r.eq(cand)
-                m.d.sync += bit.eq(bit - 1)
-                m.next = "SQ"
-                with m.If(bit == 0):
+                m.d.comb += rsq.start.eq(1)
+                m.next = "RSQRT"
+            with m.State("RSQRT"):
+                with m.If(rsq.done):
                     m.d.sync += issue.eq(0)
                     m.next = "OUT"
             with m.State("OUT"):
@@ -126,7 +101,7 @@ class LayerNormUnit(wiring.Component):
                 with m.If((issue == dim) & empty):
                     m.d.sync += [ssum.eq(0), sq.eq(0), idx.eq(0)]
                     m.next = "IN"
-        vs = self._out_pipe(m, adv, rd, issue, out_active, ssum, r, p)
+        vs = self._out_pipe(m, adv, rd, issue, out_active, ssum, rsq.m, rsq.p)
         m.d.comb += empty.eq(~Cat(*vs).any())
         return m
 
@@ -143,8 +118,7 @@ class LayerNormUnit(wiring.Component):
         g2, b2 = reg(m, adv, e.g, "g2"), reg(m, adv, e.b, "b2")
         dr3 = sreg(m, adv, d2 * r, a.ln_dr_bits, "dr3")
         g3, b3 = reg(m, adv, g2, "g3"), reg(m, adv, b2, "b3")
-        shn = (15 - a.ln_norm_frac_bits) + (p >> 1)
-        n4 = sreg(m, adv, round_shift(dr3, shn[:SHIFT_BITS]), a.ln_n_bits, "n4")
+        n4 = sreg(m, adv, ln_normalize(dr3, p, a.ln_norm_frac_bits), a.ln_n_bits, "n4")
         g4, b4 = reg(m, adv, g3, "g4"), reg(m, adv, b3, "b4")
         acc5 = sreg(m, adv, n4 * g4 + b4, a.ln_acc_bits, "acc5")
         p6 = sreg(m, adv, acc5 * self.m, a.ln_prod_bits, "p6")

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib.data import ArrayLayout, Layout, StructLayout
 
-from edgevit_hw.core.derive import HwParams
+from edgevit_hw.core.derive import SHIFT_BITS, HwParams
+from edgevit_hw.program.isa import Epi
 
-# requant's contract: 1 <= s <= 62, so every shift amount fits 6 bits.
-SHIFT_BITS = 6
+__all__ = ["SHIFT_BITS"]  # re-exported for the units
 
 
 class EpiMode(enum.IntEnum):
@@ -40,9 +40,21 @@ class EpiClamp(enum.IntEnum):
     GELU_IN = 3
 
 
+# The program's epilogue kinds (edgevit_hw.program.isa.Epi, the one enumeration of HLS and
+# RTL) as the compute unit's datapath modes; the MoE kind is the MOE_ACC mode (gate-weighted
+# accumulation), and the program's MOE_COMBINE instruction closes it into the residual.
+EPI_MODES = {
+    Epi.REQUANT_ACT: (EpiMode.REQUANT, EpiClamp.ACT),
+    Epi.REQUANT_LOGIT: (EpiMode.REQUANT, EpiClamp.LOGIT),
+    Epi.GELU: (EpiMode.GELU, EpiClamp.ACT),
+    Epi.RESIDUAL: (EpiMode.RESIDUAL, EpiClamp.RES),
+    Epi.MOE: (EpiMode.MOE_ACC, EpiClamp.ACT),
+}
+
+
 @dataclass(frozen=True)
 class Widths:
-    """The derived widths the RTL uses, selected from HwParams (maxima over matrix kinds)."""
+    """The derived widths the RTL uses, read from HwParams (no width is computed here)."""
 
     rows: int
     cols: int
@@ -59,20 +71,18 @@ class Widths:
     @classmethod
     def of(cls, hw: HwParams) -> Widths:
         a = hw.arith
-        lin = a.linears.values()
-        acc = max(v["acc_bits"] for v in lin)
         return cls(
             rows=hw.mac_rows,
             cols=hw.mac_cols,
-            x=max(v["x_bits"] for v in lin),
+            x=a.x_bits,
             w=a.weight_bits,
-            acc=acc,
+            acc=a.acc_bits,
             act=a.act_bits,
             res=a.res_bits,
             mult=a.mult_bits,
             moe_acc=a.moe_acc_bits,
             gate_w=a.gate_weight_word_bits,
-            out=max(acc, a.moe_acc_bits, a.gelu_in_bits, a.logit_bits, a.res_bits),
+            out=a.epi_out_bits,
         )
 
     def clamp_bits(self, hw: HwParams) -> dict[EpiClamp, int]:
@@ -180,11 +190,6 @@ def ln_out_layout(hw: HwParams) -> StructLayout:
 # ------------------------------------------------------------------------------- router ----
 
 
-def index_bits(n: int) -> int:
-    """Unsigned width of an index in ``0 .. n-1``."""
-    return max(1, (n - 1).bit_length())
-
-
 def router_in_layout(hw: HwParams) -> StructLayout:
     a = hw.arith
     return StructLayout({"t": _arr(signed(a.logit_bits), a.experts), "last": 1})
@@ -194,7 +199,7 @@ def router_out_layout(hw: HwParams) -> StructLayout:
     a = hw.arith
     return StructLayout(
         {
-            "idx": _arr(unsigned(index_bits(a.experts)), a.top_k),
+            "idx": _arr(unsigned(a.expert_index_bits), a.top_k),
             "w": _arr(unsigned(a.gate_weight_word_bits), a.top_k),
             "last": 1,
         }
@@ -207,9 +212,9 @@ def queue_out_layout(hw: HwParams) -> StructLayout:
     a = hw.arith
     return StructLayout(
         {
-            "expert": unsigned(index_bits(a.experts)),
-            "token": unsigned(index_bits(a.tokens)),
-            "slot": unsigned(index_bits(a.top_k)),
+            "expert": unsigned(a.expert_index_bits),
+            "token": unsigned(a.token_index_bits),
+            "slot": unsigned(a.slot_bits),
             "last": 1,
         }
     )

@@ -1,4 +1,4 @@
-"""Rebuild :class:`HwParams` from the derived-parameters JSON (``HwParams.to_json``).
+"""The derived-parameters JSON (``HwParams.to_json``) as the RTL benches and export read it.
 
 Benches and the export CLI read their parameters from that file only, so what the RTL was built
 from and what the bench checks against are the same numbers.
@@ -6,24 +6,13 @@ from and what the bench checks against are the same numbers.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 
-from edgevit_hw.core.derive import ArithParams, Buffer, HwParams
+from edgevit_hw.core.derive import HwParams, hw_from_json
 
 
-def hw_from_dict(d: dict) -> HwParams:
-    """Inverse of ``HwParams.to_dict`` (extra keys such as ``onchip_bytes`` are ignored)."""
-    names = {f.name for f in dataclasses.fields(HwParams)}
-    kw = {k: v for k, v in d.items() if k in names}
-    kw["arith"] = ArithParams(**d["arith"])
-    kw["buffers"] = tuple(Buffer(**b) for b in d["buffers"])
-    return HwParams(**kw)
-
-
-def hw_from_json(path: str | Path) -> HwParams:
-    return hw_from_dict(json.loads(Path(path).read_text()))
+def read_hw_json(path: str | Path) -> HwParams:
+    return hw_from_json(Path(path).read_text())
 
 
 def write_hw_json(hw: HwParams, path: str | Path) -> Path:

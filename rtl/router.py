@@ -7,8 +7,9 @@ Per token (``t`` [E] log2-domain logits, ``F`` = exp_frac_bits, ``O`` = exp_out_
    in the stable descending sort (ties to the lower index); ``idx[r]`` = the e of rank r < k.
 2. EXP (E cycles, one exp2 table): ``mx = ceil(t_idx[0] / 2^F)``, ``p_e = exp2_q(t_e - mx 2^F)``,
    ``L = sum_e p_e``; the p of each chosen expert is kept.
-3. DIV (W + 1 cycles, k dividers in parallel): ``w_r = div_round(p_r 2^W, L)``
-   = ``floor((p_r 2^(W+1) + L) / (2L))`` by restoring division (``w_r <= 2^W``).
+3. DIV (1 + W + 1 cycles, k lanes of :class:`rtl.divider.DivRound`):
+   ``w_r = div_round(p_r 2^W, L)`` = ``floor((p_r 2^(W+1) + L) / (2L))`` by restoring
+   division (``w_r <= 2^W``: W + 1 unsigned quotient bits never saturate).
 4. OUT: one beat ``(idx [k], w [k], last)``; ``last`` is copied from the input beat.
 
 Members: ``inp`` (sink, :func:`rtl.layouts.router_in_layout`), ``out`` (source,
@@ -21,7 +22,8 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from edgevit_hw.rtl.attention import exp2_q, exp2_rom
-from edgevit_hw.rtl.layouts import index_bits, router_in_layout, router_out_layout
+from edgevit_hw.rtl.divider import DivRound
+from edgevit_hw.rtl.layouts import router_in_layout, router_out_layout
 
 from edgevit_hw.core.derive import HwParams
 
@@ -35,6 +37,20 @@ def ranks(t: list, e: int):
         for term in terms:
             total = total + term
         out.append(total)
+    return out
+
+
+def topk_lower_index(t: list, k: int, idx_bits: int) -> list:
+    """arithmetic.topk_lower_index of the logits ``t`` (one Value per expert), combinational:
+    ``idx[r]`` = the expert of stable descending rank ``r`` (ties to the lower index),
+    ``r < k``, each ``idx_bits`` wide."""
+    rk = ranks(t, len(t))
+    out = []
+    for r in range(k):
+        sel = Const(0, unsigned(idx_bits))
+        for e in range(len(t)):
+            sel = sel | Mux(rk[e] == r, e, 0)
+        out.append(sel)
     return out
 
 
@@ -55,15 +71,14 @@ class MoeRouter(wiring.Component):
         t = [Signal(signed(a.logit_bits), name=f"t{e}") for e in range(E)]
         ta = Array(t)
         last = Signal()
-        idx = [Signal(unsigned(index_bits(E)), name=f"idx{r}") for r in range(K)]
+        idx = [Signal(unsigned(a.expert_index_bits), name=f"idx{r}") for r in range(K)]
         mx = Signal(signed(a.logit_bits - F + 1))
         e_it = Signal(range(E + 1))
         ell = Signal(unsigned(a.gate_sum_bits))
         pch = [Signal(unsigned(O + 1), name=f"pch{r}") for r in range(K)]
-        den = Signal(unsigned(a.gate_sum_bits + 1))
-        rem = [Signal(unsigned(O + W + 3 + a.gate_sum_bits), name=f"rem{r}") for r in range(K)]
-        quo = [Signal(unsigned(W + 1), name=f"w{r}") for r in range(K)]
-        it = Signal(range(W + 2))
+        m.submodules.div = div = DivRound(K, unsigned(O + 1 + W), a.gate_sum_bits, W + 1,
+                                          signed_out=False)  # fmt: skip
+        m.d.comb += [div.b.eq(ell), *(div.a[r].eq(pch[r] << W) for r in range(K))]
         rd = exp2_rom(m, "exp2_rom", F, O)
         pe = exp2_q(m, rd, (ta[e_it] - (mx << F))[: a.logit_bits + 2].as_signed(), F, O)
         with m.FSM():
@@ -74,12 +89,8 @@ class MoeRouter(wiring.Component):
                     m.d.sync += last.eq(self.inp.payload.last)
                     m.next = "RANK"
             with m.State("RANK"):
-                rk = ranks(t, E)
-                for r in range(K):
-                    sel = Const(0, unsigned(index_bits(E)))
-                    for e in range(E):
-                        sel = sel | Mux(rk[e] == r, e, 0)
-                    m.d.sync += idx[r].eq(sel)
+                top = topk_lower_index(t, K, a.expert_index_bits)
+                m.d.sync += [idx[r].eq(top[r]) for r in range(K)]
                 m.next = "MAX"
             with m.State("MAX"):
                 top = ta[idx[0]]
@@ -93,26 +104,15 @@ class MoeRouter(wiring.Component):
                 with m.If(e_it == E - 1):
                     m.next = "DIVSET"
             with m.State("DIVSET"):
-                m.d.sync += [den.eq(ell << 1), it.eq(W + 1)]
-                m.d.sync += [rem[r].eq((pch[r] << (W + 1)) + ell) for r in range(K)]
-                m.d.sync += [quo[r].eq(0) for r in range(K)]
+                m.d.comb += div.start.eq(1)
                 m.next = "DIV"
             with m.State("DIV"):
-                sh = (it - 1)[: len(it)]
-                m.d.sync += it.eq(it - 1)
-                for r in range(K):
-                    step = den << sh
-                    with m.If(rem[r] >= step):
-                        m.d.sync += [
-                            rem[r].eq(rem[r] - step),
-                            quo[r].eq(quo[r] | (Const(1, W + 1) << sh)),
-                        ]
-                with m.If(it == 1):
+                with m.If(div.done):
                     m.next = "OUT"
             with m.State("OUT"):
                 m.d.comb += self.out.valid.eq(1)
                 m.d.comb += [self.out.payload.idx[r].eq(idx[r]) for r in range(K)]
-                m.d.comb += [self.out.payload.w[r].eq(quo[r]) for r in range(K)]
+                m.d.comb += [self.out.payload.w[r].eq(div.o[r]) for r in range(K)]
                 m.d.comb += self.out.payload.last.eq(last)
                 with m.If(self.out.ready):
                     m.next = "IN"

@@ -2,7 +2,9 @@
 
 Tiles of random length K with random epilogue modes, plus named corner cases (saturation at
 both ends, extreme operands, exact rounding halves, GELU beyond its table, m = 0, K = 1 tiles
-back to back). Every stream is driven/consumed with random idle and stall cycles.
+back to back, exact requantization ties with positive and negative accumulators at shifts
+beyond 1, residuals that saturate exactly at and just past both bounds). Every stream is
+driven/consumed with random idle and stall cycles.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class TileGen:
     def __init__(self, hw, rng: np.random.Generator):
         self.hw, self.a, self.w, self.rng = hw, hw.arith, Widths.of(hw), rng
         self.clamps = self.w.clamp_bits(hw)
+        self.ties = np.zeros(2, np.int64)  # exact ties generated (positive, negative t)
 
     def operands(self, k: int, corner: str, x_bits: int):
         w, rng = self.w, self.rng
@@ -48,7 +51,46 @@ class TileGen:
         if corner == "extreme":
             x = rng.choice([A.smin(x_bits), A.smax(x_bits)], size=(k, w.rows))
             wt = rng.choice([A.smin(w.w), A.smax(w.w)], size=(k, w.cols))
+        if corner == "ties":  # products are multiples of 2^grain
+            gx, gw = self.tie_grains(x_bits)
+            x, wt = (x >> gx) << gx, (wt >> gw) << gw
         return x, wt
+
+    def tie_grains(self, x_bits: int) -> tuple[int, int]:
+        """Low operand bits cleared in the "ties" corner (x, w)."""
+        return max(x_bits - 3, 0), max(self.w.w - 3, 0)
+
+    def tie_terms(self, grain: int, bias, gw, part):
+        """Bias an odd multiple of 2^(grain-1) (so is every acc + bias), gate weights odd and
+        partial sums multiples of 2^grain: every requantized value is an odd multiple of
+        2^(grain-1), an exact tie once multiplied by ``m = odd * 2^h`` and shifted by
+        ``grain + h``."""
+        half, top = 1 << (grain - 1), 1 << self.a.gate_weight_bits
+        bias = np.where(bias >= 0, ((bias >> grain) << grain) - half,
+                        ((bias >> grain) << grain) + half)  # fmt: skip
+        gw = np.where((gw | 1) > top, top - 1, gw | 1)
+        return bias, gw, (part >> grain) << grain
+
+    def tie_scale(self, t, grain: int, out_bits: int):
+        """Per column ``m = odd * 2^h`` and ``s = grain + h`` (every t * m an exact tie), h
+        chosen as :meth:`shifts` would to keep most outputs inside ``out_bits``."""
+        mult = self.w.mult
+        odd = 2 * self.rng.integers(0, 1 << min(5, mult - 2), size=t.shape[1]) + 1
+        h = self.shifts(t, odd, out_bits, "") - grain
+        h = np.clip(h, 0, mult - np.array([int(v).bit_length() for v in odd]))
+        t_m = t * (odd << h)
+        ties = (t_m & ((1 << (grain + h)) - 1)) == (1 << (grain + h - 1))
+        self.ties += [int((ties & (t > 0)).sum()), int((ties & (t < 0)).sum())]
+        return odd << h, grain + h
+
+    def saturating_res(self, t, m, s):
+        """Residuals that put ``res + requant(t)`` at the bound, one inside it, or one and two
+        past it, at both ends."""
+        a = self.a
+        r = A.requant(t, m, s, a.res_bits)
+        d = self.rng.integers(-1, 3, size=r.shape)
+        res = np.where(r >= 0, A.smax(a.res_bits) - r + d, A.smin(a.res_bits) - r - d)
+        return A.clamp(res, a.res_bits)
 
     def shifts(self, a: np.ndarray, m: np.ndarray, out_bits: int, corner: str) -> np.ndarray:
         mag = np.abs(a * m).max(axis=0) + 1
@@ -63,14 +105,17 @@ class TileGen:
         a, w, rng = self.a, self.w, self.rng
         moe = mode in (EpiMode.MOE_ACC, EpiMode.MOE_RES)
         # MoE modes carry expert_fc2 accumulators (act_bits inputs): keep to its bounds
-        acc_bits = a.linears["expert_fc2"]["acc_bits"] if moe else w.acc
+        acc_bits = a.linears.expert_fc2.acc_bits if moe else w.acc
         x, wt = self.operands(k, corner, a.act_bits if moe else w.x)
         acc = x.T @ wt  # [R, C], exact int64
         bias = _rint(rng, acc_bits - 1, w.cols) >> rng.integers(0, acc_bits - 2)
-        val = acc + bias
         res = _rint(rng, a.res_bits, (w.rows, w.cols))
         gw = rng.integers(0, (1 << a.gate_weight_bits) + 1, size=w.rows)
         part = _rint(rng, w.moe_acc - 2, (w.rows, w.cols)) >> rng.integers(0, w.moe_acc - 3)
+        grain = sum(self.tie_grains(a.act_bits if moe else w.x))
+        if corner == "ties":
+            bias, gw, part = self.tie_terms(grain, bias, gw, part)
+        val = acc + bias
         t = part + A.moe_combine(val[:, None, :], gw[:, None]) if moe else val
         m = rng.integers(0, 1 << w.mult, size=w.cols)
         if corner == "m0":
@@ -82,6 +127,10 @@ class TileGen:
         s = self.shifts(t, m, out_bits, corner)
         if corner == "half":
             m[:], s[:] = 1, 1  # every odd value is an exact half: round half up
+        if corner == "ties":
+            m, s = self.tie_scale(t, grain, out_bits)
+        if corner == "res_sat":
+            res = self.saturating_res(t, m, s)
         m2 = int(rng.integers(1, 1 << w.mult))
         s2 = int(np.clip(a.gelu_in_bits + w.mult - a.act_bits + rng.integers(-4, 3), 1, 62))
         y = self.expected(mode, clamp, t, m, s, m2, s2, res)
@@ -111,7 +160,7 @@ class TileGen:
         return A.residual_add(res, t, m, s, a.res_bits)
 
 
-CORNERS = ["extreme", "saturate", "half", "m0"]
+CORNERS = ["extreme", "saturate", "half", "m0", "ties", "res_sat"]
 
 
 def make_tiles(hw, rng: np.random.Generator, n_random: int):
@@ -121,7 +170,9 @@ def make_tiles(hw, rng: np.random.Generator, n_random: int):
     plan += [(EpiMode.REQUANT, 1, ""), (EpiMode.ACC, 1, ""), (EpiMode.GELU, 1, "")]
     plan += [(EpiMode(int(rng.integers(0, 6))), int(rng.integers(1, 2 * r)), "")
              for _ in range(n_random)]  # fmt: skip
-    return [(p, gen.tile(*p)) for p in plan]
+    tiles = [(p, gen.tile(*p)) for p in plan]
+    assert gen.ties.min() > 0, f"ties generated (positive, negative): {gen.ties.tolist()}"
+    return tiles
 
 
 @cocotb.test()

@@ -2,6 +2,11 @@
 
 Rows: random full-range and small-range residuals, a zero-variance row, extreme rows
 (alternating min/max, all max, all min), a single outlier; random idle/stall on both streams.
+``layernorm_power_of_two``: rows whose variance V (with a per-row eps) is exactly a power of two
+at every normalization width p, the last V whose normalized operand is exactly 2^30 (the
+reciprocal-square-root search's equality boundary) and 4^j - 1, with a centered value whose
+normalization is an exact rounding tie wherever one exists; gamma 1, beta -n + offset and an
+identity requantization make every bit of n visible at the output.
 """
 
 from __future__ import annotations
@@ -73,6 +78,81 @@ async def _run(dut, hw, rows, rng, prng, idle: float, stall: float) -> int:
     cycles = await wait_done(dut, [board], 20 * len(beats) + 200 * len(rows), extra=5)
     assert int(dut.err.value) == 0, "err set on well-formed rows"
     return cycles
+
+
+def _outlier(dim: int, v: int, nf: int, res_bits: int) -> int:
+    """The outlier ``a`` of a row ``[a, 0, ..., 0]`` (``sum d^2 = a^2 D (D-1)``, which must stay
+    below ``v``): preferably one whose centered value ``(D-1) a`` times ``r = 2^16`` is an exact
+    rounding tie of the shift ``sh - NF`` (possible once ``sh - NF > 16``), else the largest."""
+    r, sh = (int(x[0]) for x in A.rsqrt_q(np.array([v])))
+    e = sh - nf
+    lim = min(A.smax(res_bits), int(np.sqrt((v - 1) / (dim * (dim - 1)))))
+    if r == 1 << 16 and e > 16:
+        step = 1 << (e - 17)
+        ties = [a for a in range(step, lim + 1, 2 * step) if ((dim - 1) * a * r) % (1 << e)
+                == 1 << (e - 1)]  # fmt: skip
+        if ties:
+            return ties[-1]
+    return lim
+
+
+def power_rows(hw):
+    """``(name, x, eps)``: V = 4^j, 2 * 4^j, 4^j - 1 and (p > 32) 4^j + 2^(p-32) - 1, for every
+    j the row and eps ranges allow."""
+    a = hw.arith
+    dim, vmax = a.embed_dim, 1 << a.ln_var_bits
+    rows = []
+    for j in range(1, a.ln_var_bits // 2 + 1):
+        p = 2 * j + 2
+        cands = {"4^j": 1 << 2 * j, "2*4^j": 2 << 2 * j, "4^j-1": (1 << 2 * j) - 1}
+        if p > 32:
+            cands["4^j+edge"] = (1 << 2 * j) + (1 << (p - 32)) - 1
+        for tag, v in cands.items():
+            out = _outlier(dim, v, a.ln_norm_frac_bits, a.res_bits) if v < vmax else 0
+            if out >= 1:
+                x = np.where(np.arange(dim) == 0, out, 0)
+                rows.append((f"V={tag} j={j}", x, v - out * out * dim * (dim - 1)))
+    return rows
+
+
+async def _eps_per_row(dut, board, dim: int, eps: list[int]) -> None:
+    """Sets eps of row r + 1 once row r's first output beat has arrived: row r read its eps
+    before its first output, row r + 1 reads it only after row r's last."""
+    for r in range(1, len(eps)):
+        while board.got <= (r - 1) * dim:
+            await RisingEdge(dut.clk)
+        dut.eps.value = eps[r]
+
+
+@cocotb.test()
+async def layernorm_power_of_two(dut):
+    hw, seed = bench_params()
+    a = hw.arith
+    dim, nf = a.embed_dim, a.ln_norm_frac_bits
+    rng, prng = np.random.default_rng(seed + 3), random.Random(seed + 3)
+    rows = power_rows(hw)
+    m, s = 1 << (a.mult_bits - 1), a.mult_bits - 1  # y = n * g + b exactly
+    beats, outs, ties = [], [], 0
+    for _, x, eps in rows:
+        d = dim * x - x.sum()
+        r, sh = A.rsqrt_q(np.array([(d * d).sum() + eps]))
+        n = A.ln_normalize(d, r, sh, nf)
+        e = int(sh[0]) - nf
+        ties += int(np.any((d * r) % (1 << e) == 1 << (e - 1)))
+        g, b = np.ones(dim, np.int64), rng.integers(-40, 41, dim) - n
+        y = A.layernorm_q(x[None], g, b, eps, nf, m, s, a.act_bits)[0]
+        beats += [{"x": int(x[i]), "g": 1, "b": int(b[i]), "last": int(i == dim - 1)}
+                  for i in range(dim)]  # fmt: skip
+        outs += [{"y": int(y[i]), "last": int(i == dim - 1)} for i in range(dim)]
+    assert ties >= 2, f"only {ties} rows with an exact rounding tie"
+    dut._log.info(f"{len(rows)} power-of-two rows, {ties} with an exact tie of n")
+    board = Scoreboard("out", outs, lambda i: rows[i // dim][0])
+    dut.eps.value, dut.m.value, dut.s.value = rows[0][2], m, s
+    await start(dut)
+    cocotb.start_soon(_eps_per_row(dut, board, dim, [e for _, _, e in rows]))
+    cocotb.start_soon(Driver(dut, "inp", ln_in_layout(hw), prng, 0.2).send(beats))
+    cocotb.start_soon(Sink(dut, "out", ln_out_layout(hw), prng, 0.2).run(board.on_beat))
+    await wait_done(dut, [board], 20 * len(beats) + 200 * len(rows), extra=5)
 
 
 @cocotb.test()

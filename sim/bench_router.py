@@ -1,8 +1,9 @@
 """cocotb benches of rtl.router.MoeRouter (arithmetic.gate_q) and
 rtl.expert_queues.ExpertQueueBuilder (golden.expert_queues), bit for bit.
 
-Router tokens: random logits, ties at the top (lower index must win), all-equal logits,
-largest / smallest logits of the logit range, one dominant expert. Queue frames: random
+Router tokens: random logits, ties at the top (lower index must win), all-equal logits (at
+zero, at random values, on the max's rescale grid and one past it, at both ends of the logit
+range), ties at the k-th place, largest / smallest logits, one dominant expert. Queue frames: random
 routings plus a frame where every token picks the same experts (others stay empty).
 """
 
@@ -27,9 +28,17 @@ def make_logits(hw, rng: np.random.Generator, n_random: int):
     lo, hi = A.smin(bits), A.smax(bits)
     tie = rng.integers(-2000, 2000, size=E)
     tie[[1, E - 1]] = tie.max() + 7  # two-way tie at the top
+    g = 1 << a.exp_frac_bits
+    kth = np.full(E, -3 * g)
+    kth[0], kth[E // 2 :] = 5 * g, g  # one clear winner, the rest tie for the second place
     named = [
         ("tie_top", tie),
+        ("tie_kth", kth),
         ("all_equal", np.full(E, int(rng.integers(lo, hi)))),
+        ("all_equal_zero", np.zeros(E, np.int64)),
+        ("all_equal_grid", np.full(E, -7 * g)),
+        ("all_equal_grid_plus1", np.full(E, 3 * g + 1)),
+        ("all_equal_minus1", np.full(E, -1)),
         ("all_max", np.full(E, hi)),
         ("all_min", np.full(E, lo)),
         ("max_and_min", np.where(np.arange(E) % 2, hi, lo)),

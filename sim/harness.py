@@ -16,12 +16,12 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from edgevit_hw.rtl.layouts import pack, unpack
-from edgevit_hw.rtl.params import hw_from_json
+from edgevit_hw.rtl.params import read_hw_json
 
 
 def bench_params():
     """``(hw, seed)`` from the environment set by sim.runner.run_bench."""
-    hw = hw_from_json(os.environ["EVH_DERIVED"])
+    hw = read_hw_json(os.environ["EVH_DERIVED"])
     seed = int(os.environ.get("EVH_SEED", "1"))
     return hw, seed
 

@@ -1,4 +1,5 @@
-"""``make sim MODEL=<preset>``: run the model on a real photograph and print a short report.
+"""``make sim MODEL=<preset>`` or ``python -m edgevit_hw.sim --config <preset> [--weights W]
+[--calib DIR|NPZ] [--image IMG]``: run the model on a real photograph, print a short report.
 
 Sections: model and weights (synthetic weights are labelled), the derived accelerator budget,
 the golden model per task (time, output checksum) and its fidelity against the float
@@ -20,11 +21,13 @@ from edgevit_hw.hls.csim import section_csim
 from rich.console import Console
 from rich.table import Table
 
-from edgevit_hw.core.errors import EdgeVitError
+from edgevit_hw.cli import add_model_args
+from edgevit_hw.core.errors import CliParser, run_cli
 from edgevit_hw.core.golden import golden_forward
 from edgevit_hw.ml.fidelity import measure
-from edgevit_hw.ml.images import EVAL_IMAGE, load_image
+from edgevit_hw.ml.images import EVAL_IMAGE
 from edgevit_hw.ml.weights import build_reference
+from edgevit_hw.progress import step
 
 
 def digest(tokens: np.ndarray) -> str:
@@ -43,12 +46,15 @@ def section_model(ctx: dict, con: Console) -> None:
         f"MoE blocks {list(spec.moe.blocks)} ({spec.moe.experts} experts, top-{spec.moe.top_k}), "
         f"tasks {list(spec.tasks)}"
     )
+    prog = prep.program
     con.print(
-        f"  on-chip buffers {hw.onchip_bytes / 1024:.1f} KiB; DRAM weights per frame: "
-        f"{hw.dram_bytes_dense / 2**20:.2f} MiB dense + {hw.dram_bytes_per_expert / 1024:.1f} "
-        f"KiB per used expert per MoE block (worst {hw.dram_bytes_worst / 2**20:.2f} MiB)"
+        f"  on-chip buffers {hw.onchip_bytes / 1024:.1f} KiB; program {len(prog.insns)}"
+        f" instructions; DRAM image {len(prog.image) / 2**20:.2f} MiB (every expert, every"
+        " task's router)"
     )
-    con.print(f"  image: scikit-image '{EVAL_IMAGE}' (not in the calibration set)")
+    con.print(f"  calibration: {qm.calibration}")
+    unseen = " (never in a calibration set)" if prep.frame_name == EVAL_IMAGE else ""
+    con.print(f"  image: {prep.frame_name}{unseen}")
 
 
 def section_golden(ctx: dict, con: Console) -> None:
@@ -62,12 +68,13 @@ def section_golden(ctx: dict, con: Console) -> None:
     per_task = []
     for t, task in enumerate(prep.spec.tasks):
         times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            gold = golden_forward(prep.qmodel, img, t)
-            times.append(time.perf_counter() - t0)
+        with step(f"golden model (3 runs) and float reference of {prep.spec.name}, task {task}"):
+            for _ in range(3):
+                t0 = time.perf_counter()
+                gold = golden_forward(prep.qmodel, img, t)
+                times.append(time.perf_counter() - t0)
+            fid = measure(prep.qmodel, model, img, t)
         ctx.setdefault("golden", {})[t] = gold.tokens
-        fid = measure(prep.qmodel, model, img, t)
         per_task.append(fid.block_sqnr)
         blocks_table.add_column(task)
         table.add_row(
@@ -82,29 +89,57 @@ def section_golden(ctx: dict, con: Console) -> None:
     con.print(blocks_table)
 
 
-SECTIONS = [section_model, section_golden, section_csim]
+def section_program(ctx: dict, con: Console) -> None:
+    """The program interpreter against the golden model, and the cycle model on the routing
+    the image actually takes (queue lengths measured by the interpreter)."""
+    from edgevit_hw.core.golden import patchify
+    from edgevit_hw.program.interpreter import Interpreter
+    from edgevit_hw.program.perf import estimate
+
+    prep, img = ctx["prep"], ctx["image"]
+    interp = Interpreter(prep.program.image, prep.hw)
+    table = Table(title="program: interpreter vs golden, cycle model (measured routing)")
+    for col in ("task", "interpreter", "cycles", "ms", "MAC busy", "memory floor"):
+        table.add_column(col)
+    for t, task in enumerate(prep.spec.tasks):
+        with step(f"program interpreter of {prep.spec.name}, task {task}"):
+            got = interp.run(patchify(img, prep.spec.model.patch), t)
+        same = np.array_equal(got, golden_forward(prep.qmodel, img, t).tokens)
+        rep = estimate(prep.program, interp.queue_counts)
+        table.add_row(task, "BIT-EXACT" if same else "MISMATCH", f"{rep.total:,}",
+                      f"{rep.ms():.2f}", f"{rep.mac_busy_fraction:.1%}",
+                      f"{rep.memory_floor:,} cycles")  # fmt: skip
+    con.print(table)
+
+
+SECTIONS = [section_model, section_golden, section_program, section_csim]
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m edgevit_hw.sim", description=__doc__)
-    ap.add_argument("--config", required=True, help="preset name or YAML spec path")
-    ap.add_argument("--weights", help="float checkpoint (.safetensors or .npz)")
+    """A bad input is one line and exit status 2; a failed C-simulation prints its message
+    and exits 1."""
+    ap = CliParser(prog="python -m edgevit_hw.sim", description=__doc__.split("\n\n")[0])
+    add_model_args(ap)
     ap.add_argument("--out", default=None, help="output folder (default build/<name>)")
-    args = ap.parse_args(argv)
-    con = Console(width=max(Console().width, 110))
     try:
-        from edgevit_hw.core.spec import load_spec
-        from edgevit_hw.flow import prepare
-
-        spec = load_spec(args.config)
-        prep = prepare(spec, args.weights)
-        ctx = {"prep": prep, "image": load_image(EVAL_IMAGE, spec), "args": args,
-               "out": Path(args.out or f"build/{spec.name}")}  # fmt: skip
-        for section in SECTIONS:
-            section(ctx, con)
-    except EdgeVitError as err:
+        return run_cli(_report, ap, argv)
+    except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from edgevit_hw.core.spec import load_spec
+    from edgevit_hw.flow import check_out, prepare
+
+    out = check_out(Path(args.out)) if args.out else None
+    spec = load_spec(args.config)
+    out = out or check_out(Path(f"build/{spec.name}"))
+    prep = prepare(spec, args.weights, args.calib, args.image)
+    con = Console(width=max(Console().width, 110))
+    ctx = {"prep": prep, "image": prep.pixels(), "args": args, "out": out}
+    for section in SECTIONS:
+        section(ctx, con)
     return 0
 
 

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from edgevit_hw.core.derive import HwParams
+from edgevit_hw.progress import step
 
 BUILD = Path(os.environ.get("EVH_RTL_BUILD", "build/rtl")).resolve()  # relative: the cwd
 LINT_VLT = Path(str(resources.files("edgevit_hw.sim") / "lint.vlt"))
@@ -62,15 +63,18 @@ def _locked(folder: Path):
 
 def export(unit: str, hw: HwParams) -> tuple[Path, Path]:
     """``(verilog, derived_json)`` of ``unit`` for ``hw`` (cached)."""
-    from edgevit_hw.rtl.export import export_unit, top_name
+    from edgevit_hw.rtl.export import top_name, unit_verilog
     from edgevit_hw.rtl.params import write_hw_json
+
+    from edgevit_hw.flow import write_files
 
     folder = build_dir(unit, hw)
     with _locked(folder):
         js = write_hw_json(hw, folder / "derived.json")
         vfile = folder / f"{top_name(unit)}.v"
         if not vfile.exists():
-            export_unit(unit, hw, folder)
+            with step(f"exporting {top_name(unit)} to Verilog"):
+                write_files(folder, {vfile.name: unit_verilog(unit, hw)})
     return vfile, js
 
 
@@ -99,7 +103,7 @@ def build(unit: str, hw: HwParams):
     vfile, _ = export(unit, hw)
     folder = build_dir(unit, hw)
     runner = get_runner("verilator")
-    with _locked(folder):
+    with _locked(folder), step(f"compiling {top_name(unit)} with Verilator"):
         runner.build(
             sources=[VerilatorControlFile(LINT_VLT), vfile],
             hdl_toplevel=top_name(unit),
@@ -120,19 +124,20 @@ def run_bench(unit: str, hw: HwParams, module: str, seed: int, **env: str) -> Pa
     folder = build_dir(unit, hw)
     _, js = export(unit, hw)
     tag = env.pop("tag", "run")
-    results = runner.test(
-        test_module=module,
-        hdl_toplevel=top_name(unit),
-        build_dir=folder / "sim_build",
-        test_dir=folder / tag,
-        results_xml=str(folder / tag / "results.xml"),
-        extra_env={
-            "EVH_DERIVED": str(js),
-            "EVH_SEED": str(seed),
-            "PYTHONPATH": os.pathsep.join(sys.path),
-            **env,
-        },
-    )
+    with step(f"simulating {top_name(unit)}: {module} (cocotb + Verilator)"):
+        results = runner.test(
+            test_module=module,
+            hdl_toplevel=top_name(unit),
+            build_dir=folder / "sim_build",
+            test_dir=folder / tag,
+            results_xml=str(folder / tag / "results.xml"),
+            extra_env={
+                "EVH_DERIVED": str(js),
+                "EVH_SEED": str(seed),
+                "PYTHONPATH": os.pathsep.join(sys.path),
+                **env,
+            },
+        )
     n, failed = get_results(Path(results))
     if n == 0 or failed:
         raise AssertionError(f"{module}: {failed} of {n} cocotb tests failed (log in {folder})")

@@ -5,11 +5,13 @@ Each binary is compiled once per spec (cached by source hash in build/csim_cache
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import prepared
 from edgevit_hw.hls import csim
-from edgevit_hw.hls.emit import build_image, frame_beats
+from edgevit_hw.hls.emit import frame_beats
 
 from edgevit_hw.core.golden import golden_forward
 from edgevit_hw.core.qmodel import QuantModel
@@ -124,9 +126,9 @@ def test_debug_dumps_match_every_golden_tensor(micro, dump_binary, seed, tmp_pat
 
 def test_debug_dumps_name_first_differing_tensor(micro, dump_binary, seed, tmp_path):
     """A corrupted projection weight of block 1 must be reported at blocks.1.res1."""
-    img, _ = build_image(micro.qmodel, micro.hw)
-    blob = bytearray(img.blob())
-    at = img.offsets["blocks.1.proj.w"] * img.beat_bytes + 3
+    program = micro.program
+    blob = bytearray(program.image)
+    at = program.by_label("blocks.1.proj").w * micro.hw.streams.beat_bytes + 3
     blob[at] = (blob[at] + 77) % 256
     bad = tmp_path / "bad_weights.bin"
     bad.write_bytes(bytes(blob))
@@ -141,14 +143,14 @@ def test_debug_dumps_name_first_differing_tensor(micro, dump_binary, seed, tmp_p
 
 
 def test_weight_image_layout_roundtrip(micro):
-    """Weights unpack from their beats (lanes of weight_bits) to the quantized tensor."""
-    img, off = build_image(micro.qmodel, micro.hw)
-    blob = np.frombuffer(img.blob(), np.uint8)
+    """8-bit weights lie in the image byte by byte, row-major, at the job's weight beat."""
+    program = micro.program
+    blob = np.frombuffer(program.image, np.uint8)
     w = micro.qmodel["blocks.0.qkv.w"]
-    start = off["qkv"][0][0] * img.beat_bytes
+    start = program.by_label("blocks.0.qkv").w * micro.hw.streams.beat_bytes
     got = blob[start : start + w.size].view(np.int8).reshape(w.shape)
     assert np.array_equal(got, w)
-    assert img.beats * img.beat_bytes == len(blob)
+    assert program.image_beats * micro.hw.streams.beat_bytes == len(blob)
 
 
 def test_qmodel_spec_matches_hw(micro):
@@ -193,3 +195,37 @@ def test_odd_widths_and_schedule_bit_exact(seed):
     px = random_pixels(spec, seed)
     for task in range(len(spec.tasks)):
         _check(csim.run_frame(binary, prep.qmodel, px, task), prep, px, task, f"task {task}")
+
+
+def _flipped(qm: QuantModel, name: str) -> QuantModel:
+    """``qm`` with the weight tensor ``name`` negated (saturated): same sources, other image."""
+    w, bits = qm[name], qm.spec.quant.weight_bits
+    flipped = np.clip(-w, -(1 << (bits - 1)), (1 << (bits - 1)) - 1).astype(w.dtype)
+    return dataclasses.replace(qm, tensors={**qm.tensors, name: flipped})
+
+
+def _run_bit_exact(qm: QuantModel, hw, px: np.ndarray) -> csim.Binary:
+    """Build (cached) for ``qm`` and run one frame: bit-exact with ``qm``'s golden model."""
+    binary = csim.build(qm, hw)
+    res = csim.run_frame(binary, qm, px, 0)
+    assert len(res.frames) == 1, res.status
+    bad = np.argwhere(res.frames[0] != golden_forward(qm, px, 0).tokens)
+    assert not len(bad), f"{len(bad)} tokens differ, weights {binary.weights.name}"
+    return binary
+
+
+def test_model_change_and_back_runs_its_own_weights(micro, seed):
+    """A model change that keeps the sources (one weight tensor negated) gets its own weight
+    image in the same cached project; changing back runs the original image again. Every
+    run is bit-exact with the golden model of the model it was built from."""
+    other = _flipped(micro.qmodel, "blocks.0.proj.w")
+    print(f"pixel seed={seed}")
+    px = random_pixels(micro.spec, seed)
+    before = golden_forward(micro.qmodel, px, 0).tokens
+    assert not np.array_equal(before, golden_forward(other, px, 0).tokens), "invisible change"
+    first = _run_bit_exact(micro.qmodel, micro.hw, px)
+    changed = _run_bit_exact(other, micro.hw, px)
+    assert changed.project == first.project and changed.weights != first.weights
+    back = _run_bit_exact(micro.qmodel, micro.hw, px)
+    assert back.weights == first.weights
+    assert back.weights.read_bytes() != changed.weights.read_bytes()

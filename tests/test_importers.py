@@ -260,3 +260,34 @@ def test_m3vit_needs_image_when_ambiguous():
     state["pos_embed"] = torch.zeros(1, 1 + 18, 64)
     with pytest.raises(EdgeVitError, match="--image"):
         import_m3vit(state, heads=2)
+
+
+def test_cli_records_its_calibration_and_gen_uses_it(tmp_path):
+    """``--calib`` stores the fitted images and their label in the saved weights file; the flow
+    then quantizes on them (the same path as ``timm``: one save for both sources)."""
+    from safetensors import safe_open
+    from skimage import data, io
+
+    from edgevit_hw.flow import prepare
+    from edgevit_hw.ml.importers import main
+    from edgevit_hw.ml.quantizer import quantize
+
+    spec = m3vit_like_spec()
+    state, _ = m3vit_state(spec)
+    torch.save({"state_dict": state}, tmp_path / "m3vit.pth")
+    (tmp_path / "cal").mkdir()
+    for name in ("camera", "coins"):
+        io.imsave(tmp_path / "cal" / f"{name}.png", getattr(data, name)(), check_contrast=False)
+    args = ["m3vit", str(tmp_path / "m3vit.pth"), "--out", str(tmp_path), "--heads", "2",
+            "--image", "3x32x32", "--name", "mm", "--calib", str(tmp_path / "cal")]  # fmt: skip
+    assert main(args) == 0
+    wpath = tmp_path / "mm.safetensors"
+    with safe_open(str(wpath), framework="numpy") as f:
+        assert f.metadata()["calibration"] == f"2 images in {tmp_path / 'cal'}"
+        pixels = f.get_tensor("calibration.pixels")
+    imported = load_spec(str(tmp_path / "mm.yaml"))
+    assert pixels.shape == (2, 3, 32, 32) and pixels.dtype == np.uint8
+    prep = prepare(imported, str(wpath))
+    assert prep.qmodel.calibration == f"2 images in {tmp_path / 'cal'}, stored in mm.safetensors"
+    want = quantize(imported, prep.weights, pixels, False)
+    assert all(np.array_equal(want.tensors[k], prep.qmodel.tensors[k]) for k in want.tensors)

@@ -86,3 +86,24 @@ def test_accuracy_with_labels(micro):
     assert set(rep.accuracy) == set(prep.spec.tasks)
     for f, q in rep.accuracy.values():
         assert 0.0 <= f <= 100.0 and 0.0 <= q <= 100.0
+
+
+def test_report_names_its_calibration(micro, tmp_path):
+    prep, images = micro
+    rep = measure(prep.qmodel, prep.weights, images[:1])
+    assert rep.calibration == prep.qmodel.calibration
+    assert rep.calibration.startswith("5 scikit-image photographs")
+    _, js = write_report(rep, tmp_path)
+    assert json.loads(js.read_text())["calibration"] == rep.calibration
+
+
+def test_cli_refuses_a_calibration_holding_an_evaluation_image(tmp_path, capsys):
+    from skimage import data, io
+
+    from edgevit_hw.ml.quality import main
+
+    (tmp_path / "cal").mkdir()
+    io.imsave(tmp_path / "cal" / "c.png", data.camera(), check_contrast=False)
+    assert main(["--config", "micro_moe", "--calib", str(tmp_path / "cal")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "c.png is the evaluation image 'camera'" in err

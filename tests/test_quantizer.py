@@ -1,5 +1,7 @@
 """Quantizer: constants within derived ranges, safe round trip, fidelity against float."""
 
+import hashlib
+
 import numpy as np
 import pytest
 from conftest import prepared
@@ -25,7 +27,7 @@ def test_constants_respect_derived_bounds(micro):
                 ap.weight_bits - 1
             )
     for name, lin in (("blocks.0.fc2.b", "fc2"), ("blocks.1.efc2.b", "expert_fc2")):
-        assert np.abs(t[name]).max() <= ap.linears[lin]["bias_max"]
+        assert np.abs(t[name]).max() <= ap.linears[lin].bias_max
 
 
 def test_save_load_round_trip(micro, tmp_path):
@@ -45,6 +47,43 @@ def test_load_rejects_foreign_file(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(WeightsError, match="not a quantized edgevit_hw model"):
         QuantModel.load(bad)
+
+
+# The SHA-256 of micro_moe's quantized tensors (synthetic weights, default calibration).
+# Changing it is a deliberate act: a change of the quantizer, the synthetic weights or the
+# calibration set moves it, and the commit that updates it must say why.
+MICRO_MOE_DIGEST = "e51b27ec97e85f06ffc0899615de48a814b954e8f8213aed5ccc3d0a97fef20e"
+
+
+def qmodel_digest(qm: QuantModel) -> str:
+    """SHA-256 over every tensor in name order: name, dtype, shape, then its bytes."""
+    h = hashlib.sha256()
+    for name in sorted(qm.tensors):
+        t = np.ascontiguousarray(qm.tensors[name])
+        h.update(f"{name}\0{t.dtype.str}\0{t.shape}\0".encode())
+        h.update(t.tobytes())
+    return h.hexdigest()
+
+
+def test_micro_moe_quantized_tensors_are_frozen(micro):
+    assert micro.qmodel.synthetic
+    got = qmodel_digest(micro.qmodel)
+    assert got == MICRO_MOE_DIGEST, (
+        f"micro_moe's quantized tensors changed (digest {got}); if deliberate, update"
+        " MICRO_MOE_DIGEST and say why in the commit"
+    )
+
+
+def test_digest_sees_one_changed_value_dtype_and_name(micro):
+    tensors = micro.qmodel.tensors
+    base = qmodel_digest(micro.qmodel)
+    name = "blocks.0.qkv.m"
+    bumped = {**tensors, name: tensors[name] + 1}
+    wider = {**tensors, name: tensors[name].astype(np.int32)}
+    renamed = {("x" + k if k == name else k): v for k, v in tensors.items()}
+    for changed in (bumped, wider, renamed):
+        other = QuantModel(micro.qmodel.spec, changed)
+        assert qmodel_digest(other) != base
 
 
 @pytest.mark.parametrize("task", [0, 1])

@@ -191,7 +191,8 @@ def save_model(path: Path, spec: Spec, weights: dict, heads: dict, calib: np.nda
     from edgevit_hw.ml.shipped import model_key
 
     tensors = {**weights, **heads, "calibration.pixels": np.ascontiguousarray(calib)}
-    info = {"model_key": model_key(spec), "report": json.dumps(meta, sort_keys=True)}
+    info = {"model_key": model_key(spec), "report": json.dumps(meta, sort_keys=True),
+            "calibration": f"the first {len(calib)} training digits"}  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), info)
     return path
@@ -212,11 +213,13 @@ def evaluate(spec: Spec, weights: dict, heads: list, calib: np.ndarray, split: S
     qm = quantize(spec, weights, calib, False, "digits_moe (trained)")
     fl = float_accuracy(spec, weights, heads, split.test_x, split.test_y)
     it = integer_accuracy(qm, heads, split.test_x, split.test_y)
-    return {"tasks": list(spec.tasks), "float": fl, "integer": it, "test_images": len(split.test_y)}
+    return {"tasks": list(spec.tasks), "float": fl, "integer": it, "test_images": len(split.test_y),
+            "calibration": f"the first {len(calib)} training digits"}  # fmt: skip
 
 
 def _print_report(rep: dict) -> None:
-    print(f"held-out images: {rep['test_images']} (split seed {SPLIT_SEED})")
+    print(f"held-out images: {rep['test_images']} (split seed {SPLIT_SEED}); "
+          f"calibration: {rep['calibration']}")  # fmt: skip
     for t, name in enumerate(rep["tasks"]):
         f, i = rep["float"][t], rep["integer"][t]
         print(f"  {name:7s} float {f:6.2f}%  integer {i:6.2f}%  (diff {i - f:+.2f} points)")

@@ -15,14 +15,13 @@ input | segmentation | depth, from the golden model's tokens of each task.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgevit_hw.core.errors import EdgeVitError
+from edgevit_hw.core.errors import CliParser, EdgeVitError, run_cli
 
 
 def dequantize(tokens: np.ndarray, qmodel) -> np.ndarray:
@@ -192,25 +191,30 @@ def golden_frame(prep, image: np.ndarray, out: Path, classes: int = 6, seed: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edgevit_hw.core.spec import load_spec
-    from edgevit_hw.flow import prepare
-    from edgevit_hw.ml.images import EVAL_IMAGE, load_image
+    from edgevit_hw.ml.images import CALIB_HELP, EVAL_IMAGE
 
-    ap = argparse.ArgumentParser(prog="python -m edgevit_hw.apps.heads")
-    ap.add_argument("--config", default="m3vit")
-    ap.add_argument("--weights", default=None)
-    ap.add_argument("--out", default=None)
+    ap = CliParser(prog="python -m edgevit_hw.apps.heads")
+    ap.add_argument("--config", default="m3vit", help="preset name or YAML spec path")
+    ap.add_argument("--weights", default=None, help="float checkpoint (.safetensors or .npz)")
+    ap.add_argument("--calib", default=None, help=f"calibration set: {CALIB_HELP}")
+    ap.add_argument("--image", default=None, help=f"image file or scikit-image photograph "
+                    f"(default {EVAL_IMAGE!r})")  # fmt: skip
+    ap.add_argument("--out", default=None, help="output folder (default build/<name>)")
     ap.add_argument("--classes", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    try:
-        spec = load_spec(args.config)
-        out = Path(args.out or f"build/{spec.name}")
-        prep = prepare(spec, args.weights)
-        path = golden_frame(prep, load_image(EVAL_IMAGE, spec), out, args.classes, args.seed)
-    except EdgeVitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_cli(_heads, ap, argv)
+
+
+def _heads(args) -> int:
+    from edgevit_hw.core.spec import load_spec
+    from edgevit_hw.flow import check_out, prepare
+
+    out = check_out(Path(args.out)) if args.out else None
+    spec = load_spec(args.config)
+    out = out or check_out(Path(f"build/{spec.name}"))
+    prep = prepare(spec, args.weights, args.calib, args.image)
+    print(f"{spec.name}: calibration: {prep.qmodel.calibration}; image: {prep.frame_name}")
+    path = golden_frame(prep, prep.pixels(), out, args.classes, args.seed)
     print(f"seed {args.seed}: wrote {path}")
     return 0
 

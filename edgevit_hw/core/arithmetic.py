@@ -300,12 +300,20 @@ def rsqrt_q(v):
     return m.astype(I64), 15 + p // 2
 
 
+def ln_normalize(d, r, sh, norm_frac: int):
+    """The LayerNorm normalization ``n = round_shift(d * r, sh - norm_frac)``: a centered value
+    ``d`` times the reciprocal square root ``r / 2^sh`` of its row's variance
+    (:func:`rsqrt_q`), at ``norm_frac`` fractional bits (``sh - norm_frac >= 1``)."""
+    return round_shift(np.asarray(d, I64) * np.asarray(r, I64), np.asarray(sh, I64) - norm_frac)
+
+
 def layernorm_q(x, g, b, eps_q: int, norm_frac: int, m, s, bits: int):
     """Integer LayerNorm of each row of ``x`` [N, D] (residual-stream integers).
 
     ``S = sum_i x_i``, ``d_i = D*x_i - S`` (exact centered values times D),
     ``V = sum_i d_i^2 + eps_q`` (``eps_q = round(eps * D^3 / scale^2)``, at least 1),
-    ``(r, sh) = rsqrt_q(V)``, ``n_i = round_shift(d_i * r, sh - norm_frac)``
+    ``(r, sh) = rsqrt_q(V)``, ``n_i = ln_normalize(d_i, r, sh, norm_frac)``
+    ``= round_shift(d_i * r, sh - norm_frac)``
     (``n_i ~= 2^norm_frac * (x_i - mean) / (sqrt(D) * sigma)``, ``|n_i| <= 2^norm_frac + 1``),
     output ``y_i = requant(n_i * g_i + b_i, m, s, bits)`` with integer gamma ``g`` and beta
     ``b`` folded by the quantizer. A zero-variance row gives ``n = 0`` and ``y = requant(b)``.
@@ -315,7 +323,7 @@ def layernorm_q(x, g, b, eps_q: int, norm_frac: int, m, s, bits: int):
     d = dim * x - x.sum(axis=-1, keepdims=True)
     var = (d * d).sum(axis=-1) + I64(eps_q)
     r, sh = rsqrt_q(var)
-    n = round_shift(d * r[..., None], (sh - norm_frac)[..., None])
+    n = ln_normalize(d, r[..., None], sh[..., None], norm_frac)
     return requant(n * np.asarray(g, I64) + np.asarray(b, I64), m, s, bits)
 
 

@@ -1,21 +1,31 @@
-"""``derive(spec)``: the one place where a width, depth, tile count or buffer size is computed.
+"""``derive(spec)``: the one place where a width, depth, size or field layout is computed.
 
 Two layers: :class:`ArithParams` depends only on the model, MoE and quantization sections (the
 golden model uses nothing else, so the hardware section cannot change an output bit);
-:class:`HwParams` adds the schedule (MAC array, attention rows, weight port) and sizes every
-buffer. Both serialize to JSON for the emitters and the benches.
+:class:`HwParams` adds the schedule (MAC array, attention rows, weight port), every on-chip
+buffer the hardware allocates, every stream word and the binary layout of the program's
+instructions. Every record is a frozen dataclass; ``HwParams.to_dict`` / :func:`hw_from_dict`
+round-trip them through JSON for the emitters and the benches. Both functions are cached per
+spec, so a flow derives once whatever asks.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+import typing
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from functools import cache
 
 from edgevit_hw.core import arithmetic as A
 from edgevit_hw.core.spec import Spec
 
-PIXEL_BITS = 9  # unsigned 8-bit pixels as signed 9-bit integers
+PIXEL_BITS = 9  # unsigned 8-bit pixels as signed 9-bit MAC operands
+PIXEL_STORE_BITS = 8  # a pixel as stored and streamed
+SHIFT_BITS = 6  # requant's contract 1 <= s <= 62: every shift amount fits 6 bits
+WORD_BITS = 32  # parameter words of the DRAM image (biases, gamma, requant constants)
+ADDR_BITS = 32  # DRAM addresses of the program, in beats of the weight port
+ENUM_BITS = 4  # opcode, epilogue, buffer id and flag fields of an instruction
 
 
 def sbits(bound: int) -> int:
@@ -28,6 +38,11 @@ def ubits(bound: int) -> int:
     return max(int(bound).bit_length(), 1)
 
 
+def index_bits(n: int) -> int:
+    """Unsigned width of an index in ``0 .. n-1``."""
+    return max(1, (n - 1).bit_length())
+
+
 def dot_bound(k: int, x_bits: int, w_bits: int) -> int:
     """Largest ``|sum_k x*w|`` for signed operands of the given widths."""
     return k * (1 << (x_bits - 1)) * (1 << (w_bits - 1))
@@ -37,6 +52,9 @@ def bias_bound(k: int, x_bits: int, w_bits: int, bias_bits: int) -> int:
     """Biases are saturated by the quantizer to ``min(2^(bias_bits-1) - 1, dot_bound)``: a bias
     larger than any product sum could reach carries no information the requantizer keeps."""
     return min((1 << (bias_bits - 1)) - 1, dot_bound(k, x_bits, w_bits))
+
+
+# ------------------------------------------------------------------------------ linears ----
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,61 @@ class Linear:
 
 
 @dataclass(frozen=True)
+class Linears:
+    """Every matrix-product kind, by name. A kind the model never runs (the experts of a dense
+    model, the MLP of an all-MoE one) is still derived; ``used`` names the kinds that run, and
+    the hardware's shared widths are maxima over those only."""
+
+    patch: Linear
+    qkv: Linear
+    proj: Linear
+    fc1: Linear
+    fc2: Linear
+    gate: Linear
+    expert_fc1: Linear
+    expert_fc2: Linear
+    used: tuple[str, ...]
+
+    def __getitem__(self, name: str) -> Linear:
+        return getattr(self, name)
+
+    def all(self) -> tuple[Linear, ...]:
+        return tuple(self[f.name] for f in fields(self) if f.name != "used")
+
+    def running(self) -> tuple[Linear, ...]:
+        return tuple(self[n] for n in self.used)
+
+
+def _linear(name: str, k: int, out: int, x_bits: int, q) -> Linear:
+    bmax = bias_bound(k, x_bits, q.weight_bits, q.bias_bits)
+    acc = sbits(dot_bound(k, x_bits, q.weight_bits) + bmax)
+    return Linear(name, k, out, x_bits, bmax, acc, acc + q.mult_bits)
+
+
+def _linears(spec: Spec) -> Linears:
+    m, q, e = spec.model, spec.quant, spec.moe
+    a = q.act_bits
+    rows = [
+        ("patch", m.patch_dim, m.embed_dim, PIXEL_BITS),
+        ("qkv", m.embed_dim, 3 * m.embed_dim, a),
+        ("proj", m.embed_dim, m.embed_dim, a),
+        ("fc1", m.embed_dim, m.mlp_hidden, a),
+        ("fc2", m.mlp_hidden, m.embed_dim, a),
+        ("gate", m.embed_dim, e.experts, a),
+        ("expert_fc1", m.embed_dim, e.expert_hidden, a),
+        ("expert_fc2", e.expert_hidden, m.embed_dim, a),
+    ]
+    used = ["patch", "qkv", "proj"]
+    used += ["fc1", "fc2"] if len(e.blocks) < m.depth else []
+    used += ["gate", "expert_fc1", "expert_fc2"] if e.blocks else []
+    kinds = {name: _linear(name, k, o, xb, q) for name, k, o, xb in rows}
+    return Linears(**kinds, used=tuple(used))
+
+
+# ------------------------------------------------------------------------- arithmetic ----
+
+
+@dataclass(frozen=True)
 class ArithParams:
     """Every datapath width, from the model and quantization sections only."""
 
@@ -66,7 +139,11 @@ class ArithParams:
     experts: int
     top_k: int
     tasks: int
+    depth: int
     patch_dim: int
+    hidden: int  # columns of the hidden buffer: widest hidden layer that runs
+    moe_rows: int  # rows of the MoE buffers: tokens, or 1 for a dense model (no empty arrays)
+    max_k: int  # widest reduction of a matrix product that runs
     act_bits: int
     weight_bits: int
     res_bits: int
@@ -74,7 +151,9 @@ class ArithParams:
     mult_bits: int
     pixel_bits: int
     out_bits: int
-    linears: dict
+    linears: Linears
+    acc_bits: int  # the MAC array's accumulator: widest of the products that run
+    x_bits: int  # the MAC array's activation operand: widest of the products that run
     score_bits: int
     logit_bits: int
     exp_frac_bits: int
@@ -89,6 +168,11 @@ class ArithParams:
     gate_sum_bits: int
     moe_acc_bits: int
     moe_prod_bits: int
+    epi_out_bits: int  # widest value leaving an epilogue (accumulators, MoE sums, logits, ...)
+    token_index_bits: int  # a token index 0..tokens-1
+    expert_index_bits: int  # an expert index 0..experts-1
+    slot_bits: int  # a rank 0..top_k-1 in a token's top-k
+    count_bits: int  # a queue length 0..tokens
     ln_sum_bits: int
     ln_d_bits: int
     ln_var_bits: int
@@ -100,28 +184,7 @@ class ArithParams:
     ln_prod_bits: int
 
 
-def _linear(name: str, k: int, out: int, x_bits: int, q) -> Linear:
-    bmax = bias_bound(k, x_bits, q.weight_bits, q.bias_bits)
-    acc = sbits(dot_bound(k, x_bits, q.weight_bits) + bmax)
-    return Linear(name, k, out, x_bits, bmax, acc, acc + q.mult_bits)
-
-
-def _linears(spec: Spec) -> dict[str, Linear]:
-    m, q, e = spec.model, spec.quant, spec.moe
-    a = q.act_bits
-    rows = [
-        ("patch", m.patch_dim, m.embed_dim, PIXEL_BITS),
-        ("qkv", m.embed_dim, 3 * m.embed_dim, a),
-        ("proj", m.embed_dim, m.embed_dim, a),
-        ("fc1", m.embed_dim, m.mlp_hidden, a),
-        ("fc2", m.mlp_hidden, m.embed_dim, a),
-        ("gate", m.embed_dim, e.experts, a),
-        ("expert_fc1", m.embed_dim, e.expert_hidden, a),
-        ("expert_fc2", e.expert_hidden, m.embed_dim, a),
-    ]
-    return {name: _linear(name, k, o, xb, q) for name, k, o, xb in rows}
-
-
+@cache
 def derive_arith(spec: Spec) -> ArithParams:
     """Widths of the integer datapath; raises if any exceeds what int64 golden math holds."""
     m, q, e = spec.model, spec.quant, spec.moe
@@ -129,11 +192,13 @@ def derive_arith(spec: Spec) -> ArithParams:
     one = 1 << q.exp_out_bits
     act = 1 << (q.act_bits - 1)
     lin = _linears(spec)
+    run = lin.running()
     ln_d = 2 * dim * (1 << (q.residual_bits - 1))
     ln_n = (1 << q.ln_norm_frac_bits) + 1
     ln_acc = sbits(ln_n * (1 << (q.ln_gamma_bits - 1)) + (1 << (q.bias_bits - 1)))
-    acc2 = lin["expert_fc2"].acc_bits
-    moe_acc = sbits(e.top_k * (1 << q.gate_weight_bits) * (1 << (acc2 - 1)))
+    moe_acc = sbits(e.top_k * (1 << q.gate_weight_bits) * (1 << (lin.expert_fc2.acc_bits - 1)))
+    acc = max(v.acc_bits for v in run)
+    hidden = [lin[k].out for k in ("fc1", "expert_fc1") if k in lin.used]
     p = ArithParams(
         tokens=n,
         patches=m.patches,
@@ -145,7 +210,11 @@ def derive_arith(spec: Spec) -> ArithParams:
         experts=e.experts,
         top_k=e.top_k,
         tasks=len(spec.tasks),
+        depth=m.depth,
         patch_dim=m.patch_dim,
+        hidden=max(hidden),
+        moe_rows=n if e.blocks else 1,
+        max_k=max(v.k for v in run),
         act_bits=q.act_bits,
         weight_bits=q.weight_bits,
         res_bits=q.residual_bits,
@@ -153,7 +222,9 @@ def derive_arith(spec: Spec) -> ArithParams:
         mult_bits=q.mult_bits,
         pixel_bits=PIXEL_BITS,
         out_bits=q.act_bits if m.final_norm else q.residual_bits,
-        linears={k: asdict(v) for k, v in lin.items()},
+        linears=lin,
+        acc_bits=acc,
+        x_bits=max(v.x_bits for v in run),
         score_bits=sbits(m.head_dim * act * act),
         logit_bits=q.logit_bits,
         exp_frac_bits=q.exp_frac_bits,
@@ -168,6 +239,11 @@ def derive_arith(spec: Spec) -> ArithParams:
         gate_sum_bits=ubits(e.experts * one),
         moe_acc_bits=moe_acc,
         moe_prod_bits=moe_acc + q.mult_bits,
+        epi_out_bits=max(acc, moe_acc, q.gelu_in_bits, q.logit_bits, q.residual_bits),
+        token_index_bits=index_bits(n),
+        expert_index_bits=index_bits(e.experts),
+        slot_bits=index_bits(e.top_k),
+        count_bits=ubits(n),
         ln_sum_bits=sbits(dim * (1 << (q.residual_bits - 1))),
         ln_d_bits=sbits(ln_d),
         ln_var_bits=ubits(2 * dim * ln_d * ln_d),  # sum of d^2 plus eps_q <= that sum's bound
@@ -185,8 +261,7 @@ def derive_arith(spec: Spec) -> ArithParams:
 def _check_int64(p: ArithParams) -> None:
     """The golden model computes in int64: every product before a shift must fit."""
     widest = max(
-        [v["prod_bits"] for v in p.linears.values()]
-        + [p.moe_prod_bits, p.ln_prod_bits, p.ln_dr_bits]
+        [v.prod_bits for v in p.linears.all()] + [p.moe_prod_bits, p.ln_prod_bits, p.ln_dr_bits]
     )
     if widest > 63 or p.ln_var_bits > 63:
         raise ValueError(
@@ -195,11 +270,21 @@ def _check_int64(p: ArithParams) -> None:
         )
 
 
+# ---------------------------------------------------------------------------- buffers ----
+
+
 @dataclass(frozen=True)
 class Buffer:
+    """One on-chip memory: an array of ``shape`` entries of ``bits`` (stored in whole bytes)."""
+
     name: str
-    words: int
+    shape: tuple[int, ...]
     bits: int
+    signed: bool
+
+    @property
+    def words(self) -> int:
+        return math.prod(self.shape)
 
     @property
     def bytes(self) -> int:
@@ -207,8 +292,125 @@ class Buffer:
 
 
 @dataclass(frozen=True)
+class Buffers:
+    """The complete list of on-chip memories of the accelerator, in both backends. Activation
+    buffers are [rows][columns] row-major; the expert queues are [experts][moe_rows]."""
+
+    pixels: Buffer  # one frame of pixels, patch-major ([patches][patch_dim])
+    residual: Buffer
+    ln_out: Buffer
+    qkv: Buffer
+    attn_out: Buffer
+    hidden: Buffer
+    moe_acc: Buffer
+    gate_logits: Buffer
+    gate_idx: Buffer
+    gate_weights: Buffer
+    queue_tokens: Buffer
+    queue_slots: Buffer
+    queue_counts: Buffer
+    weight_tiles_x2: Buffer  # two [max_k][C] weight tiles (double buffer)
+
+    def all(self) -> tuple[Buffer, ...]:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(b.bytes for b in self.all())
+
+
+def _buffers(a: ArithParams, cols: int) -> Buffers:
+    n, d, e, k, r = a.tokens, a.embed_dim, a.experts, a.top_k, a.moe_rows
+    rows = {  # name: (shape, bits, signed)
+        "pixels": ((a.patches, a.patch_dim), PIXEL_STORE_BITS, False),
+        "residual": ((n, d), a.res_bits, True),
+        "ln_out": ((n, d), a.act_bits, True),
+        "qkv": ((n, 3 * d), a.act_bits, True),
+        "attn_out": ((n, d), a.act_bits, True),
+        "hidden": ((n, a.hidden), a.act_bits, True),
+        "moe_acc": ((r, d), a.moe_acc_bits, True),
+        "gate_logits": ((r, e), a.logit_bits, True),
+        "gate_idx": ((r, k), a.expert_index_bits, False),
+        "gate_weights": ((r, k), a.gate_weight_word_bits, False),
+        "queue_tokens": ((e, r), a.token_index_bits, False),
+        "queue_slots": ((e, r), a.slot_bits, False),
+        "queue_counts": ((e,), a.count_bits, False),
+        "weight_tiles_x2": ((2, a.max_k, cols), a.weight_bits, True),
+    }
+    return Buffers(**{name: Buffer(name, *row) for name, row in rows.items()})
+
+
+# ---------------------------------------------------------------------------- streams ----
+
+
+@dataclass(frozen=True)
+class Streams:
+    """Data widths of the accelerator's ports (AXI4-Stream in/out, AXI4 read master)."""
+
+    pixel_bits: int  # s_axis: one unsigned pixel per beat
+    token_bits: int  # m_axis: one output element per beat, out_bits rounded up to bytes
+    port_bits: int  # m_axi: program, weights and constants
+    beat_bytes: int  # bytes of one m_axi beat (DRAM addresses count beats)
+    weights_per_beat: int  # weight lanes per m_axi beat
+    words_per_beat: int  # 32-bit parameter words per m_axi beat
+    bias_word_bits: int  # a bias in the DRAM image: one 32-bit word, or two when wider
+
+
+# ------------------------------------------------------------------ instruction format ----
+
+
+@dataclass(frozen=True)
+class IsaField:
+    """One field of an instruction word: ``bits`` wide at bit ``offset`` (LSB first)."""
+
+    name: str
+    bits: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class IsaFormat:
+    """Binary layout of one program instruction (see :mod:`edgevit_hw.program.isa` for the
+    meaning of each field per opcode). An instruction fills ``insn_beats`` whole beats."""
+
+    fields: tuple[IsaField, ...]
+    insn_bits: int
+    insn_beats: int
+    insn_bytes: int
+    addr_bits: int
+
+    def field(self, name: str) -> IsaField:
+        return next(f for f in self.fields if f.name == name)
+
+
+ISA_FIELD_NAMES = (
+    "op", "epi", "src", "dst", "flags", "k", "out", "rows", "row0", "index", "a0", "a1",
+    "a2", "a3", "stride",
+)  # fmt: skip
+
+
+def _isa(a: ArithParams, port_bits: int) -> IsaFormat:
+    lin = a.linears.all()
+    dim = ubits(max([3 * a.embed_dim] + [v.k for v in lin] + [v.out for v in lin]))
+    rows = ubits(max(a.tokens, a.patches))
+    index = ubits(max(a.experts, a.heads, a.tasks))
+    widths = dict.fromkeys(("op", "epi", "src", "dst", "flags"), ENUM_BITS)
+    widths.update(k=dim, out=dim, rows=rows, row0=rows, index=index)
+    widths.update(dict.fromkeys(("a0", "a1", "a2", "a3", "stride"), ADDR_BITS))
+    out, offset = [], 0
+    for name in ISA_FIELD_NAMES:
+        out.append(IsaField(name, widths[name], offset))
+        offset += widths[name]
+    beats = math.ceil(offset / port_bits)
+    return IsaFormat(tuple(out), beats * port_bits, beats, beats * port_bits // 8, ADDR_BITS)
+
+
+# ------------------------------------------------------------------------- hardware ----
+
+
+@dataclass(frozen=True)
 class HwParams:
-    """Arithmetic widths plus the schedule and every on-chip buffer of the accelerator."""
+    """Arithmetic widths plus the schedule, buffers, ports and program format."""
 
     spec_name: str
     spec_hash: str
@@ -217,22 +419,26 @@ class HwParams:
     mac_rows: int
     mac_cols: int
     attn_rows: int
-    weight_port_bits: int
-    weights_per_beat: int
     clock_mhz: float
     part: str
+    board: str
     token_tiles: int
     attn_row_blocks: int
-    out_tiles: dict
-    weight_bytes: dict
-    buffers: tuple
-    dram_bytes_dense: int
-    dram_bytes_per_expert: int
-    dram_bytes_worst: int
+    streams: Streams
+    buffers: Buffers
+    isa: IsaFormat
+
+    @property
+    def weight_port_bits(self) -> int:
+        return self.streams.port_bits
+
+    @property
+    def weights_per_beat(self) -> int:
+        return self.streams.weights_per_beat
 
     @property
     def onchip_bytes(self) -> int:
-        return sum(b.bytes for b in self.buffers)
+        return self.buffers.total_bytes
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -243,48 +449,45 @@ class HwParams:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-def _layer_weight_bytes(a: ArithParams, q) -> dict[str, int]:
-    """Bytes of one layer of each kind as streamed: weights, int32 biases, and requant
-    constants (M and s as one 32-bit word per channel)."""
-    wb = q.weight_bits / 8
-    out = {}
-    for name, lin in a.linears.items():
-        out[name] = math.ceil(lin["k"] * lin["out"] * wb) + 4 * lin["out"] + 4 * lin["out"]
-    return out
+def _record(cls, data: dict):
+    """A frozen record (nested records and tuples of them included) from its ``asdict``."""
+    hints = typing.get_type_hints(cls)
+    kw = {}
+    for f in fields(cls):
+        hint, value = hints[f.name], data[f.name]
+        if is_dataclass(hint):
+            value = _record(hint, value)
+        elif typing.get_origin(hint) is tuple:
+            elem = typing.get_args(hint)[0]
+            value = tuple(_record(elem, v) if is_dataclass(elem) else v for v in value)
+        kw[f.name] = value
+    return cls(**kw)
 
 
-def _buffers(spec: Spec, a: ArithParams) -> tuple[Buffer, ...]:
-    n, d = a.tokens, a.embed_dim
-    hidden = max(a.mlp_hidden, a.expert_hidden if spec.moe.blocks else 0)
-    lin = a.linears
-    wmax = max(lin[k]["k"] * spec.hardware.mac_cols for k in lin)
-    return (
-        Buffer("residual", n * d, a.res_bits),
-        Buffer("ln_out", n * d, a.act_bits),
-        Buffer("qkv", n * 3 * d, a.act_bits),
-        Buffer("attn_out", n * d, a.act_bits),
-        Buffer("hidden", n * hidden, a.act_bits),
-        Buffer("moe_acc", n * d if spec.moe.blocks else 0, a.moe_acc_bits),
-        Buffer("expert_queues", a.experts * n if spec.moe.blocks else 0, ubits(n)),
-        Buffer("gate_weights", n * a.top_k if spec.moe.blocks else 0, a.gate_weight_word_bits),
-        Buffer("weight_tiles_x2", 2 * wmax, a.weight_bits),
-    )
+def hw_from_dict(data: dict) -> HwParams:
+    """Inverse of :meth:`HwParams.to_dict` (extra keys such as ``onchip_bytes`` are ignored)."""
+    return _record(HwParams, data)
 
 
+def hw_from_json(text: str) -> HwParams:
+    return hw_from_dict(json.loads(text))
+
+
+@cache
 def derive(spec: Spec) -> HwParams:
     """Every derived number of the accelerator for ``spec``."""
     a = derive_arith(spec)
     hw, q = spec.hardware, spec.quant
-    lw = _layer_weight_bytes(a, q)
-    dense_blocks = spec.model.depth - len(spec.moe.blocks)
-    moe_blocks = len(spec.moe.blocks)
-    dense = (
-        lw["patch"]
-        + spec.model.depth * (lw["qkv"] + lw["proj"])
-        + dense_blocks * (lw["fc1"] + lw["fc2"])
-        + moe_blocks * lw["gate"] * a.tasks
+    port = hw.weight_port_bits
+    streams = Streams(
+        pixel_bits=PIXEL_STORE_BITS,
+        token_bits=8 * math.ceil(a.out_bits / 8),
+        port_bits=port,
+        beat_bytes=port // 8,
+        weights_per_beat=port // q.weight_bits,
+        words_per_beat=port // WORD_BITS,
+        bias_word_bits=WORD_BITS if q.bias_bits <= WORD_BITS else 2 * WORD_BITS,
     )
-    per_expert = lw["expert_fc1"] + lw["expert_fc2"]
     return HwParams(
         spec_name=spec.name,
         spec_hash=spec.spec_hash(),
@@ -293,16 +496,12 @@ def derive(spec: Spec) -> HwParams:
         mac_rows=hw.mac_rows,
         mac_cols=hw.mac_cols,
         attn_rows=hw.attn_rows,
-        weight_port_bits=hw.weight_port_bits,
-        weights_per_beat=hw.weight_port_bits // q.weight_bits,
         clock_mhz=hw.clock_mhz,
         part=hw.part,
+        board=hw.board,
         token_tiles=math.ceil(a.tokens / hw.mac_rows),
         attn_row_blocks=math.ceil(a.tokens / hw.attn_rows),
-        out_tiles={k: math.ceil(v["out"] / hw.mac_cols) for k, v in a.linears.items()},
-        weight_bytes=lw,
-        buffers=_buffers(spec, a),
-        dram_bytes_dense=dense,
-        dram_bytes_per_expert=per_expert,
-        dram_bytes_worst=dense + moe_blocks * min(a.experts, a.tokens * a.top_k) * per_expert,
+        streams=streams,
+        buffers=_buffers(a, hw.mac_cols),
+        isa=_isa(a, port),
     )

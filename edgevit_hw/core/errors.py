@@ -1,4 +1,14 @@
-"""User-facing errors: each carries one line that names the field and what it must be."""
+"""User-facing errors: each carries one line that names the field and what it must be.
+
+Every command line reports them the same way: ``error: <message>`` on one line of stderr and
+exit status 2, never a traceback (:func:`run_cli`, :class:`CliParser`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
 
 
 class EdgeVitError(Exception):
@@ -11,3 +21,33 @@ class SpecError(EdgeVitError):
 
 class WeightsError(EdgeVitError):
     """A weights file does not match the spec."""
+
+
+class InputError(EdgeVitError):
+    """A command-line input (image, calibration set, output folder, task) is unusable."""
+
+
+class CliParser(argparse.ArgumentParser):
+    """``argparse`` whose usage errors raise :class:`InputError` (so :func:`run_cli` prints
+    them on one line, ``error: <prog>: <message>``, with exit status 2)."""
+
+    def error(self, message: str):
+        raise InputError(f"{self.prog}: {message} (see --help)")
+
+
+def run_cli(run: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
+            argv: list[str] | None) -> int:  # fmt: skip
+    """``run(parser.parse_args(argv))``; an :class:`EdgeVitError` (a usage error included) or
+    an OS error (a file that cannot be read or written) becomes one line on stderr and exit
+    status 2."""
+    try:
+        return run(parser.parse_args(argv))
+    except EdgeVitError as err:
+        return _fail(str(err))
+    except OSError as err:
+        return _fail(f"{err.strerror or err}: {err.filename!r}" if err.filename else str(err))
+
+
+def _fail(message: str) -> int:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    return 2

@@ -37,13 +37,15 @@ from edgevit_hw.core.spec import Spec, spec_from_dict
 @dataclass
 class QuantModel:
     """Integer tensors plus metadata: the spec it was quantized for, float scales of every
-    quantization point (for dequantization and SQNR), and whether the weights are synthetic."""
+    quantization point (for dequantization and SQNR), whether the weights are synthetic, where
+    they came from (``source``) and the calibration set they were quantized on."""
 
     spec: Spec
     tensors: dict[str, np.ndarray]
     scales: dict[str, float] = field(default_factory=dict)
     synthetic: bool = True
     source: str = ""
+    calibration: str = ""
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.tensors[name]
@@ -58,6 +60,7 @@ class QuantModel:
             "scales": json.dumps(self.scales, sort_keys=True),
             "synthetic": json.dumps(self.synthetic),
             "source": self.source,
+            "calibration": self.calibration,
         }
         save_file({k: np.ascontiguousarray(v) for k, v in self.tensors.items()}, str(path), meta)
 
@@ -78,6 +81,7 @@ class QuantModel:
             scales=json.loads(meta.get("scales", "{}")),
             synthetic=json.loads(meta.get("synthetic", "true")),
             source=meta.get("source", ""),
+            calibration=meta.get("calibration", ""),
         )
 
     def nbytes(self) -> int:

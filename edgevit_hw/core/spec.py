@@ -187,6 +187,11 @@ class Spec(_Frozen):
         return int(self.spec_hash()[:8], 16)
 
 
+def generated_line(name: str, spec_hash: str, comment: str = "#") -> str:
+    """First line of every generated file."""
+    return f"{comment} generated from spec {spec_hash[:16]} ({name}), do not edit"
+
+
 def presets() -> list[str]:
     """Names of the presets shipped as package data."""
     folder = resources.files("edgevit_hw") / "configs"

@@ -16,17 +16,19 @@ class token, missing biases as zeros). Anything the generator cannot run is refu
 CLI::
 
     python -m edgevit_hw.ml.importers timm deit_tiny_patch16_224 --out build/imported [--seed 0]
+        [--calib DIR|NPZ]
     python -m edgevit_hw.ml.importers m3vit CKPT(.pth|.safetensors) --out DIR [--heads 3]
         [--image 3x128x256] [--top-k 2] [--tasks semseg,depth] [--name m3vit_imported]
 
 Both write ``<out>/<name>.yaml`` (the spec) and ``<out>/<name>.safetensors`` (float weights;
-timm's classifier head is stored beside them as ``head.*``), ready for
-``python -m edgevit_hw.gen --config <out>/<name>.yaml --weights <out>/<name>.safetensors``.
+timm's classifier head is stored beside them as ``head.*``; with ``--calib``, the calibration
+images as ``calibration.pixels`` and their description as the ``calibration`` metadata), ready
+for ``python -m edgevit_hw.gen --config <out>/<name>.yaml --weights <out>/<name>.safetensors``,
+which then quantizes on those images.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import re
 import sys
@@ -36,8 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgevit_hw.core.errors import EdgeVitError
+from edgevit_hw.core.errors import CliParser, EdgeVitError, run_cli
 from edgevit_hw.core.spec import Spec, spec_from_dict
+from edgevit_hw.ml.images import CALIB_HELP, Calibration, check_calib_path, load_calibration
 from edgevit_hw.ml.weights import PREFIXES, check_weights
 
 
@@ -439,8 +442,10 @@ def _to_numpy(v) -> np.ndarray:
 # -------------------------------------------------------------------------------- CLI ----
 
 
-def save_imported(imp: Imported, out: Path) -> tuple[Path, Path]:
-    """Write ``<name>.yaml`` and ``<name>.safetensors`` (weights plus ``head.*``)."""
+def save_imported(imp: Imported, out: Path, cal: Calibration | None = None) -> tuple[Path, Path]:
+    """Write ``<name>.yaml`` and ``<name>.safetensors`` (weights plus ``head.*``; with a
+    calibration set, its pixels as ``calibration.pixels`` and its label as the ``calibration``
+    metadata, so that ``gen --weights`` quantizes on it)."""
     import json
 
     import yaml
@@ -450,7 +455,11 @@ def save_imported(imp: Imported, out: Path) -> tuple[Path, Path]:
     ypath, wpath = out / f"{imp.spec.name}.yaml", out / f"{imp.spec.name}.safetensors"
     ypath.write_text(yaml.safe_dump(imp.spec.to_dict(), sort_keys=False))
     tensors = {k: np.ascontiguousarray(v) for k, v in {**imp.weights, **imp.head}.items()}
-    save_file(tensors, str(wpath), {"head_info": json.dumps(imp.head_info)})
+    meta = {"head_info": json.dumps(imp.head_info)}
+    if cal is not None:
+        tensors["calibration.pixels"] = np.ascontiguousarray(cal.pixels)
+        meta["calibration"] = cal.label
+    save_file(tensors, str(wpath), meta)
     return ypath, wpath
 
 
@@ -503,8 +512,8 @@ def _run(args) -> Imported:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m edgevit_hw.ml.importers", description=__doc__
-                                 .split("\n\n")[0])  # fmt: skip
+    ap = CliParser(prog="python -m edgevit_hw.ml.importers", description=__doc__
+                   .split("\n\n")[0])  # fmt: skip
     ap.add_argument("source", choices=("timm", "m3vit"))
     ap.add_argument("model", help="timm model name, or an M³ViT checkpoint file")
     ap.add_argument("--out", default="build/imported")
@@ -514,14 +523,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image", default=None, help="CxHxW, e.g. 3x128x256")
     ap.add_argument("--top-k", type=int, default=2)
     ap.add_argument("--tasks", default=None, help="comma-separated task names")
-    args = ap.parse_args(argv)
-    try:
-        imp = _run(args)
-        ypath, wpath = save_imported(imp, Path(args.out))
-    except EdgeVitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    ap.add_argument("--calib", default=None, help=f"calibration set stored with the weights "
+                    f"(used by gen --weights): {CALIB_HELP}")  # fmt: skip
+    return run_cli(_import, ap, argv)
+
+
+def _import(args) -> int:
+    if args.calib:
+        check_calib_path(args.calib)
+    imp = _run(args)
+    cal = load_calibration(args.calib, imp.spec) if args.calib else None
+    ypath, wpath = save_imported(imp, Path(args.out), cal)
     print(f"spec    {ypath}\nweights {wpath}")
+    print(f"calibration: {cal.label if cal else 'none stored (gen calibrates on its default)'}")
     return 0
 
 

@@ -21,7 +21,6 @@ the evaluation set and accuracy is reported.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -31,9 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgevit_hw.core.errors import EdgeVitError
+from edgevit_hw.core.errors import CliParser, run_cli
 from edgevit_hw.core.golden import golden_forward
+from edgevit_hw.ml.images import check_calib_path
 from edgevit_hw.ml.weights import build_reference
+from edgevit_hw.progress import step
 
 EVAL_IMAGES = ("astronaut", "camera", "coins", "moon", "grass", "brick")
 BLOCK_POINTS = ("ln1", "q", "k", "v", "attn", "res1", "ln2", "hidden", "res2")
@@ -42,7 +43,7 @@ BLOCK_POINTS = ("ln1", "q", "k", "v", "attn", "res1", "ln2", "hidden", "res2")
 @dataclass
 class QualityReport:
     """SQNR per trace point (dB, execution order), per-block ranges, output cosine, accuracy
-    per task (``{task: [float %, integer %]}``)."""
+    per task (``{task: [float %, integer %]}``) and the calibration set of the quantized model."""
 
     model: str
     images: int
@@ -51,6 +52,7 @@ class QualityReport:
     cosine_mean: float
     cosine_min: float
     accuracy: dict[str, list[float]] = field(default_factory=dict)
+    calibration: str = ""
 
 
 def trace_points(spec) -> list[tuple[str, str]]:
@@ -110,7 +112,8 @@ def measure(qmodel, weights: dict, images: np.ndarray, labels=None, heads=None,
             accuracy[task] = [100.0 * float(np.mean(h.predict(x) == want)) for h, x in pairs]
     layers = {n: sqnr_db(*energy[n]) for n, _ in pts}
     return QualityReport(spec.name, len(images), layers, _block_ranges(spec, layers),
-                         float(np.mean(cosines)), float(np.min(cosines)), accuracy)  # fmt: skip
+                         float(np.mean(cosines)), float(np.min(cosines)), accuracy,
+                         qmodel.calibration)  # fmt: skip
 
 
 def _block_ranges(spec, layers: dict[str, float]) -> dict[str, list[float]]:
@@ -137,6 +140,7 @@ def print_report(rep: QualityReport, console=None) -> None:
     if "norm" in rep.layers:
         table.add_row("norm", "", "", f"{rep.layers['norm']:.1f}")
     console.print(table)
+    console.print(f"calibration: {rep.calibration or 'not recorded'}", highlight=False)
     console.print(f"output cosine similarity: mean {rep.cosine_mean:.5f}, min {rep.cosine_min:.5f}")
     for task, (f, q) in rep.accuracy.items():
         console.print(f"accuracy {task}: float {f:.2f}%  integer {q:.2f}%  ({q - f:+.2f} points)")
@@ -182,24 +186,39 @@ def eval_images(spec) -> np.ndarray:
     return np.stack([load_image(n, spec) for n in EVAL_IMAGES])
 
 
+def _calibration(args, spec):
+    """``--calib`` (never holding an evaluation image), or None for the flow's default."""
+    from edgevit_hw.ml.images import check_calibration, load_calibration
+
+    if not args.calib:
+        return None
+    cal = load_calibration(args.calib, spec)
+    check_calibration(cal, spec, EVAL_IMAGES)
+    return cal
+
+
 def _preset_run(args) -> QualityReport:
     from edgevit_hw.core.spec import load_spec
     from edgevit_hw.flow import prepare
 
     spec = load_spec(args.config)
-    prep = prepare(spec, args.weights)
+    prep = prepare(spec, args.weights, _calibration(args, spec))
     if spec.name == "digits_moe" and not args.weights:
         from edgevit_hw.apps import digits
 
         split = digits.load_split()
         _, heads, _ = digits.load_model(spec)
         x, y = split.test_x[: args.limit], split.test_y[: args.limit]
-        return measure(prep.qmodel, prep.weights, x, y, heads, digits.task_labels)
-    return measure(prep.qmodel, prep.weights, eval_images(spec))
+        with step(f"measuring {spec.name} on {len(x)} held-out digits"):
+            return measure(prep.qmodel, prep.weights, x, y, heads, digits.task_labels)
+    with step(f"measuring {spec.name} on {len(EVAL_IMAGES)} photographs, golden vs float"):
+        return measure(prep.qmodel, prep.weights, eval_images(spec))
 
 
 def _timm_run(args) -> QualityReport:
-    from edgevit_hw.ml.images import calibration_set
+    from dataclasses import replace
+
+    from edgevit_hw.ml.images import default_calibration
     from edgevit_hw.ml.importers import import_timm, load_timm
     from edgevit_hw.ml.quantizer import quantize
 
@@ -207,24 +226,36 @@ def _timm_run(args) -> QualityReport:
     print(f"timm {args.timm}: default initialization, seed {args.seed}")
     model = load_timm().create_model(args.timm, pretrained=False).eval()
     imp = import_timm(model, args.timm.replace("-", "_").replace(".", "_"))
-    qm = quantize(imp.spec, imp.weights, calibration_set(imp.spec), True, f"timm {args.timm}")
-    return measure(qm, imp.weights, eval_images(imp.spec))
+    cal = _calibration(args, imp.spec) or default_calibration(imp.spec)
+    with step(f"calibrating {imp.spec.name} on {len(cal.pixels)} images and quantizing"):
+        qm = quantize(imp.spec, imp.weights, cal.pixels, True, f"timm {args.timm}")
+    qm = replace(qm, calibration=cal.label)
+    with step(f"measuring {imp.spec.name} on {len(EVAL_IMAGES)} photographs, golden vs float"):
+        return measure(qm, imp.weights, eval_images(imp.spec))
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m edgevit_hw.ml.quality")
-    ap.add_argument("--config", default="micro_moe")
-    ap.add_argument("--weights", default=None)
+    from edgevit_hw.ml.images import CALIB_HELP
+
+    ap = CliParser(prog="python -m edgevit_hw.ml.quality")
+    ap.add_argument("--config", default="micro_moe", help="preset name or YAML spec path")
+    ap.add_argument("--weights", default=None, help="float checkpoint (.safetensors or .npz)")
+    ap.add_argument("--calib", default=None, help=f"calibration set: {CALIB_HELP}")
     ap.add_argument("--timm", default=None, help="a timm model name instead of --config")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="at most this many labelled images")
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args(argv)
-    try:
-        rep = _timm_run(args) if args.timm else _preset_run(args)
-    except EdgeVitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    ap.add_argument("--out", default=None, help="output folder (default build/<name>)")
+    return run_cli(_quality, ap, argv)
+
+
+def _quality(args) -> int:
+    from edgevit_hw.flow import check_out
+
+    if args.out:
+        check_out(Path(args.out))
+    if args.calib:
+        check_calib_path(args.calib)
+    rep = _timm_run(args) if args.timm else _preset_run(args)
     print_report(rep)
     for path in write_report(rep, Path(args.out or f"build/{rep.model}")):
         print(f"wrote {path}")

@@ -60,7 +60,7 @@ class _Q:
         return np.clip(np.round(w / s), -top - 1, top).astype(np.int8 if top < 128 else np.int16), s
 
     def bias(self, b: np.ndarray, scale: np.ndarray, lin: str) -> np.ndarray:
-        bmax = self.ap.linears[lin]["bias_max"]
+        bmax = self.ap.linears[lin].bias_max
         return np.clip(np.round(b / scale), -bmax, bmax).astype(np.int32)
 
     def mult(self, prefix: str, ratio) -> None:

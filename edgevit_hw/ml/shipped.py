@@ -3,7 +3,9 @@
 :func:`edgevit_hw.flow.prepare` uses them when no ``--weights`` is given and the spec's model,
 MoE and task sections are exactly those the file was trained for (its ``model_key``
 metadata); a file may also carry its own calibration images (``calibration.pixels``, uint8
-[B, C, H, W]), used instead of the photographs when the model was trained on other data.
+[B, C, H, W], described by its ``calibration`` metadata), used instead of the photographs when
+the model was trained on other data. Any weights file given with ``--weights`` may carry them
+too (the importers' ``--calib``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgevit_hw.core.spec import Spec
+from edgevit_hw.ml.images import Calibration
 
 
 def model_key(spec: Spec) -> str:
@@ -37,8 +40,9 @@ def shipped_weights_path(spec: Spec) -> Path | None:
     return path if meta.get("model_key") == model_key(spec) else None
 
 
-def shipped_calibration(path: str | Path | None) -> np.ndarray | None:
-    """``calibration.pixels`` of a weights file (safetensors), or None."""
+def shipped_calibration(path: str | Path | None) -> Calibration | None:
+    """``calibration.pixels`` of a weights file (safetensors) with its label (the file's
+    ``calibration`` metadata when it has one), or None."""
     if path is None or Path(path).suffix != ".safetensors":
         return None
     from safetensors import safe_open
@@ -46,4 +50,10 @@ def shipped_calibration(path: str | Path | None) -> np.ndarray | None:
     with safe_open(str(path), framework="numpy") as f:
         if "calibration.pixels" not in f.keys():
             return None
-        return np.asarray(f.get_tensor("calibration.pixels"), dtype=np.uint8)
+        pixels = np.asarray(f.get_tensor("calibration.pixels"), dtype=np.uint8)
+        meta = f.metadata() or {}
+    names = tuple(f"calibration.pixels[{i}]" for i in range(len(pixels)))
+    name = Path(path).name
+    label = f"{len(pixels)} images stored in {name}"
+    label = f"{meta['calibration']}, stored in {name}" if meta.get("calibration") else label
+    return Calibration(pixels, names, label)

@@ -9,10 +9,12 @@ uses them says "synthetic".
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from edgevit_hw.core.errors import WeightsError
 from edgevit_hw.core.spec import Spec
@@ -75,18 +77,21 @@ def load_weights(spec: Spec, path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise WeightsError(f"--weights must be an existing file, not {str(path)!r}")
     try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as f:
-                raw = {k: f[k] for k in f.files}
-        elif path.suffix == ".safetensors":
-            from safetensors.numpy import load_file
-
-            raw = load_file(str(path))
-        else:
-            raise WeightsError(f"--weights must be a .safetensors or .npz file, not {path.name}")
-    except (OSError, ValueError) as exc:
+        raw = _read_checkpoint(path)
+    except (OSError, ValueError, zipfile.BadZipFile, SafetensorError) as exc:
         raise WeightsError(f"{path}: cannot read weights ({exc})") from None
     return check_weights(spec, raw, str(path))
+
+
+def _read_checkpoint(path: Path) -> dict[str, np.ndarray]:
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        return load_file(str(path))
+    raise WeightsError(f"--weights must be a .safetensors or .npz file, not {path.name}")
 
 
 def build_reference(spec: Spec, weights: dict[str, np.ndarray]) -> ViTMoE:

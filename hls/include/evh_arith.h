@@ -154,6 +154,11 @@ inline void rsqrt_q(i64 v, i64& m_out, int& sh_out) {
     sh_out = 15 + p / 2;
 }
 
+// arithmetic.ln_normalize: round_shift(d * r, sh - norm_frac), the LayerNorm normalization.
+inline i64 ln_normalize(i64 d, i64 r, int sh, int norm_frac) {
+    return round_shift(d * r, sh - norm_frac);
+}
+
 // arithmetic.layernorm_q for one row: S = sum x, d_i = D*x_i - S, V = sum d_i^2 + eps_q,
 // (r, sh) = rsqrt_q(V), n_i = round_shift(d_i * r, sh - F), y_i = requant(n_i*g_i + b_i, m, s).
 template <int D, int LN_FRAC, typename XT, typename OT>
@@ -173,7 +178,7 @@ EVH_PRAGMA(HLS PIPELINE II = 1)
     for (int i = 0; i < D; ++i) {
 EVH_PRAGMA(HLS PIPELINE II = 1)
         const i64 d = i64(D) * x[i] - sum;
-        const i64 n = round_shift(d * r, sh - LN_FRAC);
+        const i64 n = ln_normalize(d, r, sh, LN_FRAC);
         y[i] = OT(requant(n * g[i] + b[i], m, s, bits));
     }
 }

@@ -22,7 +22,7 @@ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
 // Gather: for each output tile, for each token tile of R rows (rows[] or identity), K beats of
 // R activations. Rows past nrows are zero.
 template <class Cfg, typename XT, int XS>
-void gather_rows(const XT src[][XS], const typename Cfg::idx_t rows[Cfg::N], bool ident,
+void gather_rows(const XT src[][XS], const typename Cfg::tok_idx_t rows[Cfg::MOE_N], bool ident,
                  int nrows, int k_dim, int o_dim, XStream<Cfg>& xs) {
     const int ot_n = ceil_div(o_dim, Cfg::C), tt_n = ceil_div(nrows, Cfg::R);
     for (int ot = 0; ot < ot_n; ++ot)
@@ -189,8 +189,8 @@ EVH_PRAGMA(HLS PIPELINE II = 1)
 // moe_combine scatter: queue row -> (token, slot); acc[token] += gate_w[token][slot] * acc2.
 template <class Cfg>
 void epi_moe(HeadStream<Cfg>& hs, AccStream<Cfg>& as, int o_dim, int nrows,
-             const typename Cfg::idx_t qtok[Cfg::MOE_N],
-             const typename Cfg::idx_t qslot[Cfg::MOE_N],
+             const typename Cfg::tok_idx_t qtok[Cfg::MOE_N],
+             const typename Cfg::slot_t qslot[Cfg::MOE_N],
              const typename Cfg::gw_t gate_w[Cfg::MOE_N][Cfg::TOPK],
              typename Cfg::moe_t macc[Cfg::MOE_N][Cfg::D]) {
     for (int t = 0; t < ceil_div(o_dim, Cfg::C); ++t) {

@@ -9,7 +9,7 @@ namespace evh {
 // arithmetic.gate_q per token: top-k expert indices and their gate weights.
 template <class Cfg>
 void router(const typename Cfg::logit_t logits[Cfg::MOE_N][Cfg::E],
-            typename Cfg::idx_t gate_idx[Cfg::MOE_N][Cfg::TOPK],
+            typename Cfg::eidx_t gate_idx[Cfg::MOE_N][Cfg::TOPK],
             typename Cfg::gw_t gate_w[Cfg::MOE_N][Cfg::TOPK]) {
     for (int n = 0; n < Cfg::N; ++n) {
         i64 t[Cfg::E], w[Cfg::TOPK];
@@ -18,7 +18,7 @@ void router(const typename Cfg::logit_t logits[Cfg::MOE_N][Cfg::E],
         gate_q<Cfg::E, Cfg::TOPK, Cfg::EXP_F, Cfg::EXP_OUT, Cfg::GATE_W_BITS>(t, idx, w,
                                                                           Cfg::EXP2_TABLE);
         for (int k = 0; k < Cfg::TOPK; ++k) {
-            gate_idx[n][k] = typename Cfg::idx_t(idx[k]);
+            gate_idx[n][k] = typename Cfg::eidx_t(idx[k]);
             gate_w[n][k] = typename Cfg::gw_t(w[k]);
         }
     }
@@ -26,16 +26,16 @@ void router(const typename Cfg::logit_t logits[Cfg::MOE_N][Cfg::E],
 
 // golden.expert_queues: for each expert, its (token, slot) pairs in token order.
 template <class Cfg>
-void build_queues(const typename Cfg::idx_t gate_idx[Cfg::MOE_N][Cfg::TOPK],
-                  typename Cfg::idx_t qtok[Cfg::E][Cfg::MOE_N],
-                  typename Cfg::idx_t qslot[Cfg::E][Cfg::MOE_N], int qcount[Cfg::E]) {
+void build_queues(const typename Cfg::eidx_t gate_idx[Cfg::MOE_N][Cfg::TOPK],
+                  typename Cfg::tok_idx_t qtok[Cfg::E][Cfg::MOE_N],
+                  typename Cfg::slot_t qslot[Cfg::E][Cfg::MOE_N], typename Cfg::cnt_t qcount[Cfg::E]) {
     for (int e = 0; e < Cfg::E; ++e) qcount[e] = 0;
     for (int n = 0; n < Cfg::N; ++n)
         for (int k = 0; k < Cfg::TOPK; ++k) {
 EVH_PRAGMA(HLS PIPELINE II = 1)
             const int e = gate_idx[n][k];
-            qtok[e][qcount[e]] = typename Cfg::idx_t(n);
-            qslot[e][qcount[e]] = typename Cfg::idx_t(k);
+            qtok[e][qcount[e]] = typename Cfg::tok_idx_t(n);
+            qslot[e][qcount[e]] = typename Cfg::slot_t(k);
             ++qcount[e];
         }
 }

@@ -1,0 +1,77 @@
+"""The C++ side of the contract test: tests/contract_driver.cpp over hls/include/evh_arith.h,
+compiled with the C-simulation's compiler and flags (edgevit_hw.hls.csim), cached by content."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from edgevit_hw.hls import csim
+
+from edgevit_hw.core import arithmetic as A
+
+DRIVER = Path(__file__).with_name("contract_driver.cpp")
+
+
+@dataclass(frozen=True)
+class CppParams:
+    """The driver's compile-time template parameters (see contract_driver.cpp)."""
+
+    F: int
+    O: int
+    GF: int
+    E: int
+    K: int
+    W: int
+    DV: int
+    D: int
+    NF: int
+
+    def defines(self) -> list[str]:
+        return [f"-DEVH_{k}={v}" for k, v in vars(self).items()]
+
+
+def _include_dir() -> Path:
+    return Path(str(resources.files("edgevit_hw.hls") / "include"))
+
+
+def build_driver(p: CppParams) -> Path:
+    """Compile the driver for ``p`` once (key: driver, evh_arith.h, compiler and flags)."""
+    cmd = [csim.CXX, *csim.CXXFLAGS, *p.defines(), "-isystem", str(csim.ap_types_dir()),
+           f"-I{_include_dir()}", str(DRIVER)]  # fmt: skip
+    h = hashlib.sha256(" ".join(cmd).encode())
+    h.update(DRIVER.read_bytes() + (_include_dir() / "evh_arith.h").read_bytes())
+    exe = csim.CACHE.resolve() / "contract" / f"driver-{h.hexdigest()[:20]}"
+    if exe.exists():
+        return exe
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=exe.parent, prefix=".driver.")
+    os.close(fd)
+    res = subprocess.run([*cmd, "-o", tmp], capture_output=True, text=True)
+    if res.returncode != 0:
+        os.unlink(tmp)
+        raise RuntimeError(f"g++ failed on {DRIVER}:\n{res.stderr[-4000:]}")
+    os.replace(tmp, exe)
+    return exe
+
+
+def run(exe: Path, p: CppParams, op: str, records: np.ndarray, out_width: int) -> np.ndarray:
+    """``op`` on every row of ``records`` (int64 [n, in_width], or 1-D for variable-length
+    records); returns int64 [n_out, out_width] results in record order."""
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        np.ascontiguousarray(records, "<i8").tofile(d / "in.bin")
+        A.exp2_table(p.F, p.O).astype("<i8").tofile(d / "exp2.bin")
+        A.gelu_table(p.GF).astype("<i8").tofile(d / "gelu.bin")
+        args = [str(exe), op, str(d / "in.bin"), str(d / "out.bin"), str(d / "exp2.bin"),
+                str(d / "gelu.bin")]  # fmt: skip
+        res = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        if res.returncode != 0:
+            raise RuntimeError(f"contract driver {op} failed: {res.stderr[-2000:]}")
+        return np.fromfile(d / "out.bin", "<i8").astype(np.int64).reshape(-1, out_width)
