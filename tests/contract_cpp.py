@@ -34,7 +34,15 @@ class CppParams:
     NF: int
 
     def defines(self) -> list[str]:
-        return [f"-DEVH_{k}={v}" for k, v in vars(self).items()]
+        """The parameters and the contract's constants, from arithmetic (never retyped)."""
+        contract = {
+            "GELU_STEP_LOG2": A.GELU_STEP_LOG2,
+            "GELU_LAST": A.GELU_TABLE_LEN,
+            "RSQRT_U_BITS": A.RSQRT_U_BITS,
+            "RSQRT_M_FRAC": A.RSQRT_M_FRAC,
+            "RSQRT_M_BITS": A.RSQRT_M_BITS,
+        }
+        return [f"-DEVH_{k}={v}" for k, v in {**vars(self), **contract}.items()]
 
 
 def _include_dir() -> Path:

@@ -4,7 +4,7 @@
 // Usage: contract_driver OP IN OUT EXP2_TABLE GELU_TABLE
 //   IN, OUT      little-endian int64 values, records back to back (layouts below)
 //   EXP2_TABLE   int64 arithmetic.exp2_table(EVH_F, EVH_O), 2^EVH_F entries
-//   GELU_TABLE   int64 arithmetic.gelu_table(EVH_GF), 178 entries
+//   GELU_TABLE   int64 arithmetic.gelu_table(EVH_GF), EVH_GELU_LAST + 1 entries
 // Compile-time parameters (-D): EVH_F, EVH_O (exp2), EVH_GF (GELU), EVH_E, EVH_K, EVH_W (gate),
 // EVH_DV (softmax value width), EVH_D, EVH_NF (LayerNorm row length, normalization bits).
 //
@@ -30,6 +30,15 @@
 
 using namespace evh;
 
+// The contract's constants, passed in from edgevit_hw.core.arithmetic (-D, see contract_cpp.py).
+struct Contract {
+    static constexpr int GELU_STEP_LOG2 = EVH_GELU_STEP_LOG2;
+    static constexpr int GELU_LAST = EVH_GELU_LAST;
+    static constexpr int RSQRT_U_BITS = EVH_RSQRT_U_BITS;
+    static constexpr int RSQRT_M_FRAC = EVH_RSQRT_M_FRAC;
+    static constexpr int RSQRT_M_BITS = EVH_RSQRT_M_BITS;
+};
+
 namespace {
 
 std::vector<i64> read_i64(const char* path) {
@@ -50,7 +59,7 @@ bool read_table(const char* path, int32_t* table, size_t len) {
 }
 
 int32_t EXP2[1 << EVH_F];
-int32_t GELU[178];
+int32_t GELU[EVH_GELU_LAST + 1];
 
 // Reads records from `in` (a cursor), appends results to `out`; false on a short record.
 struct Io {
@@ -68,7 +77,7 @@ void op_layernorm(Io& io) {
     for (i64& v : g) v = io.next();
     for (i64& v : b) v = io.next();
     const i64 eps = io.next(), m = io.next(), s = io.next(), bits = io.next();
-    layernorm_q<EVH_D, EVH_NF>(x, g, b, eps, m, int(s), int(bits), y);
+    layernorm_q<EVH_D, EVH_NF, Contract>(x, g, b, eps, m, int(s), int(bits), y);
     for (i64 v : y) io.put(v);
 }
 
@@ -122,11 +131,11 @@ bool step(const std::string& op, Io& io) {
     } else if (op == "exp2_q" && io.has(1)) {
         io.put(exp2_q<EVH_F, EVH_O>(io.next(), EXP2));
     } else if (op == "gelu_q" && io.has(1)) {
-        io.put(gelu_q<EVH_GF>(io.next(), GELU));
+        io.put(gelu_q<EVH_GF, Contract>(io.next(), GELU));
     } else if (op == "rsqrt_q" && io.has(1)) {
         i64 m;
         int sh;
-        rsqrt_q(io.next(), m, sh);
+        rsqrt_q<Contract>(io.next(), m, sh);
         io.put(m);
         io.put(sh);
     } else if (op == "ln_normalize" && io.has(4)) {
@@ -151,7 +160,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: %s OP IN OUT EXP2_TABLE GELU_TABLE\n", argv[0]);
         return 2;
     }
-    if (!read_table(argv[4], EXP2, 1 << EVH_F) || !read_table(argv[5], GELU, 178)) {
+    if (!read_table(argv[4], EXP2, 1 << EVH_F) || !read_table(argv[5], GELU, EVH_GELU_LAST + 1)) {
         std::fprintf(stderr, "bad table file\n");
         return 2;
     }

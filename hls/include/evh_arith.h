@@ -115,17 +115,23 @@ inline void online_softmax_ref(SoftmaxRow<DV>& st, i64 t, const VT v[DV],
 // arithmetic.normalize_attention: clamp_bits(div_round(acc, l)).
 inline i64 normalize_attention(i64 acc, i64 l, int bits) { return clamp(div_round(acc, l), bits); }
 
-// arithmetic.gelu_q: a = |u|, i = min(a >> (F-5), 177), r = a - (i << (F-5)) (0 if clamped),
-// delta = T[i] + round_shift((T[i+1]-T[i]) * r, F-5), result max(u, 0) - delta.
-// `table` is arithmetic.gelu_table(F): 177 entries plus one trailing zero.
-template <int F>
-inline i64 gelu_q(i64 u, const int32_t table[178]) {
-    const int sh = F - 5;
+// The contract's constants reach the kernels as a class K (EvhCfg, emitted from Python):
+// K::GELU_STEP_LOG2 and K::GELU_LAST (arithmetic.GELU_STEP_LOG2, GELU_TABLE_LEN), K::RSQRT_U_BITS,
+// K::RSQRT_M_FRAC and K::RSQRT_M_BITS (arithmetic.RSQRT_*). None is retyped here.
+
+// arithmetic.gelu_q: a = |u|, i = min(a >> (F-L), LAST), r = a - (i << (F-L)) (0 if clamped),
+// delta = T[i] + round_shift((T[i+1]-T[i]) * r, F-L), result max(u, 0) - delta, with
+// L = K::GELU_STEP_LOG2, LAST = K::GELU_LAST; `table` is arithmetic.gelu_table(F): LAST entries
+// plus one trailing zero.
+template <int F, class K>
+inline i64 gelu_q(i64 u, const int32_t table[K::GELU_LAST + 1]) {
+    constexpr int LAST = K::GELU_LAST;
+    const int sh = F - K::GELU_STEP_LOG2;
     const i64 a = u < 0 ? -u : u;
     const i64 i0 = a >> sh;
-    const int i = i0 < 177 ? int(i0) : 177;
-    const i64 r = i < 177 ? a - (i64(i) << sh) : 0;
-    const i64 t0 = table[i], t1 = table[i < 177 ? i + 1 : 177];
+    const int i = i0 < LAST ? int(i0) : LAST;
+    const i64 r = i < LAST ? a - (i64(i) << sh) : 0;
+    const i64 t0 = table[i], t1 = table[i < LAST ? i + 1 : LAST];
     const i64 delta = t0 + round_shift((t1 - t0) * r, sh);
     return (u > 0 ? u : 0) - delta;
 }
@@ -138,20 +144,24 @@ inline int bitlen_u64(u64 v) {
     return k;
 }
 
-// arithmetic.rsqrt_q: k = bitlen(v), p = k + (k mod 2), u = v << (32-p) or v >> (p-32),
-// m = max{m : m^2 * u <= 2^62} (bit-serial search over 17 bits), sh = 15 + p/2.
+// arithmetic.rsqrt_q with U = K::RSQRT_U_BITS (32), MF = K::RSQRT_M_FRAC (31) and
+// MB = K::RSQRT_M_BITS (17): k = bitlen(v), p = k + (k mod 2), u = v << (U-p) or v >> (p-U),
+// m = max{m : m^2 * u <= 2^(2 MF)} (bit-serial search over MB bits, m <= 2^(MB-1)),
+// sh = MF - U/2 + p/2.
+template <class K>
 inline void rsqrt_q(i64 v, i64& m_out, int& sh_out) {
+    constexpr int U = K::RSQRT_U_BITS, MF = K::RSQRT_M_FRAC, MB = K::RSQRT_M_BITS;
     const int k = bitlen_u64(u64(v));
     const int p = k + (k & 1);
-    const u64 u = p <= 32 ? u64(v) << (32 - p) : u64(v) >> (p - 32);
-    const u64 lim = u64(1) << 62;
+    const u64 u = p <= U ? u64(v) << (U - p) : u64(v) >> (p - U);
+    const u64 lim = u64(1) << (2 * MF);
     u64 m = 0;
-    for (int b = 16; b >= 0; --b) {
+    for (int b = MB - 1; b >= 0; --b) {
         const u64 cand = m | (u64(1) << b);
-        if (cand <= (u64(1) << 16) && cand * cand * u <= lim) m = cand;
+        if (cand <= (u64(1) << (MB - 1)) && cand * cand * u <= lim) m = cand;
     }
     m_out = i64(m);
-    sh_out = 15 + p / 2;
+    sh_out = MF - U / 2 + p / 2;
 }
 
 // arithmetic.ln_normalize: round_shift(d * r, sh - norm_frac), the LayerNorm normalization.
@@ -161,7 +171,7 @@ inline i64 ln_normalize(i64 d, i64 r, int sh, int norm_frac) {
 
 // arithmetic.layernorm_q for one row: S = sum x, d_i = D*x_i - S, V = sum d_i^2 + eps_q,
 // (r, sh) = rsqrt_q(V), n_i = round_shift(d_i * r, sh - F), y_i = requant(n_i*g_i + b_i, m, s).
-template <int D, int LN_FRAC, typename XT, typename OT>
+template <int D, int LN_FRAC, class K, typename XT, typename OT>
 void layernorm_q(const XT x[D], const i64 g[D], const i64 b[D], i64 eps_q, i64 m, int s, int bits,
                  OT y[D]) {
     i64 sum = 0;
@@ -174,7 +184,7 @@ EVH_PRAGMA(HLS PIPELINE II = 1)
     }
     i64 r;
     int sh;
-    rsqrt_q(var, r, sh);
+    rsqrt_q<K>(var, r, sh);
     for (int i = 0; i < D; ++i) {
 EVH_PRAGMA(HLS PIPELINE II = 1)
         const i64 d = i64(D) * x[i] - sum;

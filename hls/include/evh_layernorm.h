@@ -25,7 +25,7 @@ void layernorm_rows(const typename Cfg::wbeat_t* port, const NormSeg& seg,
     int32_t m, s;
     word_rq(qw[0], m, s);
     for (int n = 0; n < Cfg::N; ++n)
-        layernorm_q<Cfg::D, Cfg::LN_FRAC>(x[n], g, b, eps_q, m, s, bits, y[n]);
+        layernorm_q<Cfg::D, Cfg::LN_FRAC, Cfg>(x[n], g, b, eps_q, m, s, bits, y[n]);
 }
 
 }  // namespace evh

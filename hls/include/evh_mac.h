@@ -179,7 +179,7 @@ EVH_PRAGMA(HLS PIPELINE II = 1)
             for (int c = 0; c < Cfg::C; ++c)  // unrolled: C lanes per row
                 if (c < h.ncols) {
                     const i64 u = requant(a.v[c], h.m[c], h.s[c], Cfg::GELU_IN_BITS);
-                    const i64 g = gelu_q<Cfg::GELU_F>(u, Cfg::GELU_TABLE);
+                    const i64 g = gelu_q<Cfg::GELU_F, Cfg>(u, Cfg::GELU_TABLE);
                     hid[a.row][h.col0 + c] = typename Cfg::act_t(requant(g, gm, gs, Cfg::ACT_BITS));
                 }
         }
