@@ -292,11 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--task", help="task index or name (default: every task)")
     ap.add_argument("--random", type=int, default=None, help="seeded random pixels instead")
     ap.add_argument("--out", default=None, help="also generate the project (gen) into OUT")
-    try:
-        return run_cli(_main, ap, argv)
-    except RuntimeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    return run_cli(_main, ap, argv, tool_failures=True)
 
 
 def _main(args) -> int:

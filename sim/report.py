@@ -121,11 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = CliParser(prog="python -m edgevit_hw.sim", description=__doc__.split("\n\n")[0])
     add_model_args(ap)
     ap.add_argument("--out", default=None, help="output folder (default build/<name>)")
-    try:
-        return run_cli(_report, ap, argv)
-    except RuntimeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    return run_cli(_report, ap, argv, tool_failures=True)
 
 
 def _report(args: argparse.Namespace) -> int:

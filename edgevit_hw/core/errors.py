@@ -36,18 +36,23 @@ class CliParser(argparse.ArgumentParser):
 
 
 def run_cli(run: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
-            argv: list[str] | None) -> int:  # fmt: skip
+            argv: list[str] | None, tool_failures: bool = False) -> int:  # fmt: skip
     """``run(parser.parse_args(argv))``; an :class:`EdgeVitError` (a usage error included) or
     an OS error (a file that cannot be read or written) becomes one line on stderr and exit
-    status 2."""
+    status 2. With ``tool_failures``, a ``RuntimeError`` (a compiler or simulator that failed
+    on good input) prints its message and exits 1."""
     try:
         return run(parser.parse_args(argv))
     except EdgeVitError as err:
         return _fail(str(err))
     except OSError as err:
         return _fail(f"{err.strerror or err}: {err.filename!r}" if err.filename else str(err))
+    except RuntimeError as err:
+        if not tool_failures:
+            raise
+        return _fail(str(err), status=1, one_line=False)
 
 
-def _fail(message: str) -> int:
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
-    return 2
+def _fail(message: str, status: int = 2, one_line: bool = True) -> int:
+    print(f"error: {' '.join(message.split()) if one_line else message}", file=sys.stderr)
+    return status
