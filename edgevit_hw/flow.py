@@ -152,10 +152,12 @@ def _npy(arr: np.ndarray) -> bytes:
 
 
 def write_rtl(prep: Prepared, out: Path) -> list[Path]:
-    """``DIR/rtl``: the Verilog of every RTL unit (:mod:`edgevit_hw.rtl.export`)."""
+    """``DIR/rtl``: the Verilog of every RTL unit (:mod:`edgevit_hw.rtl.export`) and the
+    register map as JSON, C header and Python constants (:mod:`edgevit_hw.rtl.regmap`)."""
     from edgevit_hw.rtl.export import UNIT_CLASSES, top_name, unit_verilog
+    from edgevit_hw.rtl.regmap import emit_regmap
 
-    files = {}
+    files: dict[str, str | bytes] = dict(emit_regmap(prep.hw))
     with step("exporting the RTL to Verilog") as s:
         for i, (unit, _, _) in enumerate(UNIT_CLASSES):
             s.update(f"exporting the RTL to Verilog: {unit} ({i + 1}/{len(UNIT_CLASSES)})")

@@ -37,6 +37,9 @@ ENTRIES = (  # (pattern, description), first match wins
     ("hls/*", "part of the Vitis HLS project"),
     ("rtl/evh_*.v", "Verilog of one RTL unit (top module of the same name; ports `clk`, `rst`, "
      "`<stream>__{payload,valid,ready}`), exported from `edgevit_hw.rtl`"),
+    ("rtl/regmap.json", "the control registers (AXI4-Lite): offsets, access, fields"),
+    ("rtl/regmap.h", "the control registers as C #defines (EVH_REG_*, field masks)"),
+    ("rtl/regmap.py", "the control registers as Python constants"),
 )  # fmt: skip
 UNKNOWN = "generated (see the edgevit_hw README)"
 
