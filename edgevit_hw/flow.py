@@ -153,9 +153,9 @@ def _npy(arr: np.ndarray) -> bytes:
 
 def write_rtl(prep: Prepared, out: Path) -> list[Path]:
     """``DIR/rtl``: the Verilog of every RTL unit (:mod:`edgevit_hw.rtl.export`) and the
-    register map as JSON, C header and Python constants (:mod:`edgevit_hw.rtl.regmap`)."""
+    register map as JSON, C header and Python constants (:mod:`edgevit_hw.program.regmap`)."""
+    from edgevit_hw.program.regmap import emit_regmap
     from edgevit_hw.rtl.export import UNIT_CLASSES, top_name, unit_verilog
-    from edgevit_hw.rtl.regmap import emit_regmap
 
     files: dict[str, str | bytes] = dict(emit_regmap(prep.hw))
     with step("exporting the RTL to Verilog") as s:

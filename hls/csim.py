@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from edgevit_hw.hls.emit import frame_beats, kernel_sources, render_sources
+from edgevit_hw.hls.emit import kernel_sources, render_sources
 
 from edgevit_hw.core.qmodel import QuantModel
+from edgevit_hw.program.streams import frame_beats
 
 CXX = os.environ.get("CXX", "g++")
 CXXFLAGS = ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror"]
@@ -147,9 +148,11 @@ def _compile(project: Path, sources: dict[str, str], kernels: dict[str, bytes],
 
 
 def run_beats(binary: Binary, beats: np.ndarray, task: int, frames: int, shape: tuple[int, int],
-              weights: Path | None = None, dump_dir: Path | None = None) -> CsimResult:  # fmt: skip
+              weights: Path | None = None, dump_dir: Path | None = None,
+              timeout: float = RUN_TIMEOUT_S) -> CsimResult:  # fmt: skip
     """Run the top function once on raw AXI4-Stream beats (uint8 [B, 2]: pixel, tlast), with
-    the weight image ``weights`` (default: the one ``binary`` was built with)."""
+    the weight image ``weights`` (default: the one ``binary`` was built with); a run longer
+    than ``timeout`` seconds raises ``subprocess.TimeoutExpired``."""
     with tempfile.TemporaryDirectory() as tmp:
         inp, outp = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
         inp.write_bytes(np.ascontiguousarray(beats, np.uint8).tobytes())
@@ -159,7 +162,7 @@ def run_beats(binary: Binary, beats: np.ndarray, task: int, frames: int, shape: 
         cmd = [str(binary.path), str(weights or binary.weights), str(inp), str(outp),
                str(task), str(frames)]  # fmt: skip
         t0 = time.perf_counter()
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT_S)
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
         dt = time.perf_counter() - t0
         if res.returncode != 0:
             raise RuntimeError(f"C-simulation failed ({res.returncode}): {res.stderr[-3000:]}")

@@ -19,6 +19,7 @@ from edgevit_hw.core.derive import HwParams
 from edgevit_hw.core.qmodel import QuantModel
 from edgevit_hw.program import isa
 from edgevit_hw.program.compiler import Program
+from edgevit_hw.program.streams import frame_beats
 
 HLS_DATA = resources.files("edgevit_hw.hls")  # the kernels (include/) and templates ship here
 NONE = isa.NONE
@@ -239,17 +240,6 @@ def render(name: str, ctx: dict) -> str:
         autoescape=False,
     )
     return env.get_template(TEMPLATES[name]).render(**ctx)
-
-
-def frame_beats(pixels: np.ndarray, patch: int) -> np.ndarray:
-    """AXI4-Stream input of one frame: patch-major pixels (golden.patchify order), as uint8
-    [beats, 2] (pixel, tlast) with tlast on the last beat."""
-    from edgevit_hw.core.golden import patchify
-
-    flat = patchify(np.asarray(pixels), patch).reshape(-1).astype(np.uint8)
-    last = np.zeros_like(flat)
-    last[-1] = 1
-    return np.stack([flat, last], axis=1)
 
 
 def render_sources(program: Program) -> dict[str, str]:

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from conftest import prepared
 from edgevit_hw.hls import csim
-from edgevit_hw.hls.emit import frame_beats
 
 from edgevit_hw.core.golden import golden_forward
 from edgevit_hw.core.qmodel import QuantModel
 from edgevit_hw.core.spec import spec_variant
 from edgevit_hw.flow import prepare
 from edgevit_hw.ml.images import EVAL_IMAGE, load_image, random_pixels
+from edgevit_hw.program.streams import frame_beats
 
 pytestmark = pytest.mark.csim
 

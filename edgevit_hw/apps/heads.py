@@ -26,7 +26,7 @@ from edgevit_hw.core.errors import CliParser, EdgeVitError, run_cli
 
 def dequantize(tokens: np.ndarray, qmodel) -> np.ndarray:
     """Integer output tokens -> float32 with the output scale of ``qmodel``."""
-    return (np.asarray(tokens, np.float64) * qmodel.scales["out"]).astype(np.float32)
+    return qmodel.dequantize(tokens)
 
 
 def _layernorm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:

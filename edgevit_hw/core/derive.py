@@ -140,6 +140,7 @@ class ArithParams:
     top_k: int
     tasks: int
     depth: int
+    patch: int  # patch side (pixels)
     patch_dim: int
     hidden: int  # columns of the hidden buffer: widest hidden layer that runs
     moe_rows: int  # rows of the MoE buffers: tokens, or 1 for a dense model (no empty arrays)
@@ -211,6 +212,7 @@ def derive_arith(spec: Spec) -> ArithParams:
         top_k=e.top_k,
         tasks=len(spec.tasks),
         depth=m.depth,
+        patch=m.patch,
         patch_dim=m.patch_dim,
         hidden=max(hidden),
         moe_rows=n if e.blocks else 1,

@@ -84,5 +84,9 @@ class QuantModel:
             calibration=meta.get("calibration", ""),
         )
 
+    def dequantize(self, tokens: np.ndarray) -> np.ndarray:
+        """Integer output tokens -> float32 at the model's output scale."""
+        return (np.asarray(tokens, np.float64) * self.scales["out"]).astype(np.float32)
+
     def nbytes(self) -> int:
         return sum(v.nbytes for v in self.tensors.values())

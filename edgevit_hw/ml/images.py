@@ -82,14 +82,14 @@ def load_frame(source: str, spec: Spec) -> np.ndarray:
     """``--image``: an image file, or the name of a scikit-image photograph, fitted to the spec
     (uint8 [C, H, W])."""
     if Path(source).is_file():
-        return fit_image(_read_image(Path(source), "--image"), spec)
+        return fit_image(read_image(Path(source), "--image"), spec)
     if source in SAMPLES:
         return load_image(source, spec)
     raise InputError(f"--image must be an image file or a scikit-image photograph "
                      f"({', '.join(SAMPLES[:4])}, ...), not {source!r}")  # fmt: skip
 
 
-def _read_image(path: Path, option: str) -> np.ndarray:
+def read_image(path: Path, option: str) -> np.ndarray:
     import warnings
 
     from skimage.io import imread
@@ -141,7 +141,7 @@ def _folder(path: Path, spec: Spec) -> Calibration:
     if not files:
         raise InputError(f"--calib folder {str(path)!r} holds no images "
                          f"({', '.join(IMAGE_SUFFIXES)})")  # fmt: skip
-    pixels = np.stack([fit_image(_read_image(f, "--calib"), spec) for f in files])
+    pixels = np.stack([fit_image(read_image(f, "--calib"), spec) for f in files])
     return Calibration(pixels, tuple(f.name for f in files), f"{len(files)} images in {path}")
 
 

@@ -4,8 +4,9 @@ Exported with the hardware as JSON, a C header and a Python module (:func:`emit_
 driver, test bench or board script retypes an offset. Offsets 0x00..0x0c follow the Vitis HLS
 control block a user expects (ap_start/ap_done/ap_idle/ap_ready/auto_restart, GIE, IER, ISR);
 the rest are laid out in order below, 4 bytes apart, a 64-bit value as a ``_LO``/``_HI`` pair
-(read LO first: it latches HI). Pure Python (no Amaranth): the RTL top decodes this table and the
-driver reads its exports.
+(read LO first: it latches HI). It lives beside the program because both are the contract
+between the hardware and the host: the RTL top decodes this table, the driver reads it (or its
+exports on a board), and nothing below the backends imports upward to reach it.
 
 Access kinds: ``rw`` read/write, ``ro`` read-only, ``w1c`` sticky bits cleared by writing 1,
 ``cor`` read-only counter cleared when the frame counters are reset (CTRL.clear).
@@ -127,7 +128,7 @@ def to_c_header(hw: HwParams) -> str:
 
 def to_python(hw: HwParams) -> str:
     lines = [generated_line(hw.spec_name, hw.spec_hash, "#"),
-             '"""Register offsets and fields of the accelerator (edgevit_hw.rtl.regmap)."""', "",
+             '"""Register offsets and fields (edgevit_hw.program.regmap)."""', "",
              f"SPEC_ID_VALUE = 0x{hw.hash32:08x}  # what the SPEC_ID register reads"]  # fmt: skip
     for r in registers(hw):
         lines.append(f"{r.name} = 0x{r.offset:02x}  # {r.access}: {r.doc}")

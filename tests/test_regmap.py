@@ -7,7 +7,8 @@ import subprocess
 import pytest
 from conftest import prepared
 from edgevit_hw.hls import csim
-from edgevit_hw.rtl.regmap import COUNTED_UNITS, WORD, emit_regmap, registers
+
+from edgevit_hw.program.regmap import COUNTED_UNITS, WORD, emit_regmap, registers
 
 
 @pytest.fixture(scope="module")

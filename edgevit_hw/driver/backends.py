@@ -1,0 +1,117 @@
+"""Backends of the driver. Each takes the frames of one call (fitted frames or raw beats) and a
+task id, and gives one :class:`FrameResult` per frame, in order: a dropped frame has no
+tokens and carries its error, and never shifts the frames after it.
+
+``golden`` is the golden model behind the hardware's frame check; ``csim`` runs the HLS
+C-simulation of the top function, one frame per call of the compiled testbench. The ``rtl``
+(Verilator simulation of the RTL top) and ``pynq`` (a board) backends come with the RTL top:
+they drive the register map and the AXI streams through one register protocol.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgevit_hw.core.derive import HwParams
+from edgevit_hw.core.golden import golden_forward
+from edgevit_hw.core.qmodel import QuantModel
+from edgevit_hw.driver.errors import DeviceTimeout, DriverError, MalformedFrame
+from edgevit_hw.driver.frames import Beats, Frame
+from edgevit_hw.program.streams import frame_beats, receive, unpatchify
+
+
+@dataclass
+class FrameResult:
+    """One frame's outcome: integer tokens [N, D] (None when dropped), the error that dropped
+    it, and its cycles where the backend measures or models them."""
+
+    index: int
+    name: str
+    tokens: np.ndarray | None
+    error: DriverError | None = None
+    cycles: int | None = None
+    floats: np.ndarray | None = None  # dequantized tokens, on request
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def beats_of(item: Frame | Beats, hw: HwParams) -> np.ndarray:
+    return item.beats if isinstance(item, Beats) else frame_beats(item.pixels, hw.arith.patch)
+
+
+def frame_error(item: Frame | Beats, hw: HwParams) -> MalformedFrame | None:
+    """The frame check on what is sent (the same rule as the hardware's)."""
+    beats = beats_of(item, hw)
+    rec = receive(beats, hw)
+    if rec.patches is not None:
+        return None
+    want = hw.arith.patches * hw.arith.patch_dim
+    kind = "short" if rec.short else "long"
+    return MalformedFrame(f"frame {item.name}: {kind} frame of {rec.consumed} pixel beats"
+                          f" (expected {want}); dropped")  # fmt: skip
+
+
+class GoldenBackend:
+    """The golden model (the definition of every output bit), behind the frame check."""
+
+    name = "golden"
+
+    def __init__(self, qm: QuantModel, hw: HwParams):
+        self.qm, self.hw = qm, hw
+
+    def spec_id(self) -> int:
+        return self.hw.hash32
+
+    def run_one(self, index: int, item: Frame | Beats, task: int) -> FrameResult:
+        err = frame_error(item, self.hw)
+        if err is not None:
+            return FrameResult(index, item.name, None, err)
+        if isinstance(item, Beats):
+            patches = receive(item.beats, self.hw).patches
+            pixels = unpatchify(patches, self.qm.spec)
+        else:
+            pixels = item.pixels
+        return FrameResult(index, item.name, golden_forward(self.qm, pixels, task).tokens)
+
+
+class CsimBackend:
+    """The HLS C-simulation (compiled once per project, cached); cycles are the HLS model's."""
+
+    name = "csim"
+
+    def __init__(self, qm: QuantModel, hw: HwParams, timeout: float = 900.0):
+        from edgevit_hw.hls import csim
+
+        self.qm, self.hw, self.timeout = qm, hw, timeout
+        self.csim = csim
+        self.binary = csim.build(qm, hw)
+
+    def _call(self, beats: np.ndarray, task: int, frames: int):
+        a = self.hw.arith
+        try:
+            return self.csim.run_beats(self.binary, beats, task, frames, (a.tokens, a.embed_dim),
+                                       timeout=self.timeout)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise DeviceTimeout(f"the C-simulation did not finish within {self.timeout:g} s"
+                                " (status: frame still running)") from None  # fmt: skip
+
+    def spec_id(self) -> int:
+        return self._call(np.zeros((0, 2), np.uint8), 0, 0).spec_id
+
+    def run_one(self, index: int, item: Frame | Beats, task: int) -> FrameResult:
+        res = self._call(beats_of(item, self.hw), task, 1)
+        if res.frames_bad:
+            err = frame_error(item, self.hw) or DriverError(
+                f"frame {item.name}: dropped by the device (status 0x{res.status:x})"
+            )
+            return FrameResult(index, item.name, None, err, res.cycles)
+        return FrameResult(index, item.name, res.frames[0], None, res.cycles)
+
+
+BACKENDS = {"golden": GoldenBackend, "csim": CsimBackend}
+LATER = {"rtl": "the Verilator simulation of the RTL top", "pynq": "a PYNQ board"}
