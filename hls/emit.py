@@ -181,6 +181,7 @@ def params_context(program: Program) -> dict:
         "port_bits": s.port_bits,
         "weight_bits": a.weight_bits,
         "weights_per_beat": s.weights_per_beat,
+        "slab_row_beats": s.slab_row_beats,
         "bias64": b[s.bias_word_bits != 64],
         "act_bits": a.act_bits,
         "res_bits": a.res_bits,

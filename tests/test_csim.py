@@ -143,13 +143,15 @@ def test_debug_dumps_name_first_differing_tensor(micro, dump_binary, seed, tmp_p
 
 
 def test_weight_image_layout_roundtrip(micro):
-    """8-bit weights lie in the image byte by byte, row-major, at the job's weight beat."""
-    program = micro.program
+    """8-bit weights on a 64-bit port with C = 8: each beat is one k-row of a column slab,
+    w[j*C .. j*C + 7][k], slab after slab, at the job's weight beat."""
+    program, hw = micro.program, micro.hw
+    assert hw.mac_cols == hw.streams.weights_per_beat == 8 and hw.streams.slab_row_beats == 1
     blob = np.frombuffer(program.image, np.uint8)
-    w = micro.qmodel["blocks.0.qkv.w"]
-    start = program.by_label("blocks.0.qkv").w * micro.hw.streams.beat_bytes
-    got = blob[start : start + w.size].view(np.int8).reshape(w.shape)
-    assert np.array_equal(got, w)
+    w = micro.qmodel["blocks.0.qkv.w"]  # [O, K]
+    start = program.by_label("blocks.0.qkv").w * hw.streams.beat_bytes
+    got = blob[start : start + w.size].view(np.int8).reshape(-1, w.shape[1], 8)  # [slab, k, c]
+    assert np.array_equal(got.transpose(0, 2, 1).reshape(w.shape), w)
     assert program.image_beats * micro.hw.streams.beat_bytes == len(blob)
 
 

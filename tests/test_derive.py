@@ -79,9 +79,8 @@ def test_hls_allocates_exactly_the_derived_buffers(name, tmp_path):
 
 def test_rtl_queue_memory_is_the_derived_buffer():
     """The expert-queue unit's memory: depth and entry width of derive's queue buffers."""
-    from edgevit_hw.rtl.expert_queues import ExpertQueueBuilder
-
     from amaranth.hdl import Fragment
+    from edgevit_hw.rtl.expert_queues import ExpertQueueBuilder
 
     hw = prepared("micro_moe").hw
     dut = ExpertQueueBuilder(hw)

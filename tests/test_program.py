@@ -176,3 +176,20 @@ def test_one_epilogue_enumeration_for_hls_and_rtl(micro):
     for epi in isa.Epi:
         assert f"EPI_{epi.name} = {int(epi)};" in params
     assert set(EPI_MODES) == set(isa.Epi)
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_every_weight_segment_reads_back(name):
+    """Each matrix job's pre-tiled weights, biases and constants decode to the model's."""
+    prog, qm = prepared(name).program, prepared(name).qmodel
+    mem = ImageReader(prog.image, prog.hw)
+    for label, insn in zip(prog.labels, prog.insns, strict=True):
+        if insn.OP != isa.Op.MATMUL or "gate" in label:
+            continue
+        w = mem.weights(insn.w, insn.out, insn.k)
+        name_w = {"embed.patch": "patch.w"}.get(label, label + ".w")
+        if ".efc" in label:
+            block, kind, e = label.rsplit(".", 2)[0], label.split(".")[2], int(label[-1])
+            assert np.array_equal(w, qm[f"{block}.{kind}.w"][e])
+        else:
+            assert np.array_equal(w, qm[name_w])

@@ -355,6 +355,7 @@ class Streams:
     beat_bytes: int  # bytes of one m_axi beat (DRAM addresses count beats)
     weights_per_beat: int  # weight lanes per m_axi beat
     words_per_beat: int  # 32-bit parameter words per m_axi beat
+    slab_row_beats: int  # beats of one k-row of a C-column weight slab (C lanes, padded)
     bias_word_bits: int  # a bias in the DRAM image: one 32-bit word, or two when wider
 
 
@@ -488,6 +489,7 @@ def derive(spec: Spec) -> HwParams:
         beat_bytes=port // 8,
         weights_per_beat=port // q.weight_bits,
         words_per_beat=port // WORD_BITS,
+        slab_row_beats=math.ceil(hw.mac_cols / (port // q.weight_bits)),
         bias_word_bits=WORD_BITS if q.bias_bits <= WORD_BITS else 2 * WORD_BITS,
     )
     return HwParams(

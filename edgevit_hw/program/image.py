@@ -1,8 +1,11 @@
 """The data section of the DRAM image: weights, biases and constants as the hardware reads them.
 
 A sequence of segments, each starting on a beat boundary (``port_bits`` per beat,
-little-endian). Weight segments hold an [O, K] matrix row-major, ``weights_per_beat``
-two's-complement lanes of ``weight_bits`` per beat (lane j = bits [j*wb, (j+1)*wb)). Word
+little-endian). Weight segments hold an [O, K] matrix pre-tiled for the MAC array: column slab
+j (outputs ``j*C .. j*C + C-1``, zero past O) is ``K`` rows, row k being the C weights
+``w[j*C + c][k]`` in ``slab_row_beats`` beats of ``weights_per_beat`` two's-complement lanes of
+``weight_bits`` (lane l = bits [l*wb, (l+1)*wb), zero-padded past C); slab j starts at beat
+``j * K * slab_row_beats``. A slab is one plain burst into the array's weight tile. Word
 segments hold 32-bit lanes; a 64-bit value takes two words (low, high); a requantization
 constant is one word ``m | s << 24``. :class:`ImageReader` decodes the same formats.
 """
@@ -38,11 +41,16 @@ class DataImage:
         return first
 
     def weights(self, w: np.ndarray) -> int:
-        """[O, K] signed weights, packed ``weights_per_beat`` lanes per beat."""
+        """[O, K] signed weights, pre-tiled in C-column slabs (see the module docstring)."""
         wb, per = self.hw.arith.weight_bits, self.hw.streams.weights_per_beat
-        flat = np.asarray(w, np.int64).reshape(-1)
-        flat = np.concatenate([flat, np.zeros(-len(flat) % per, np.int64)])
-        lanes = (flat & ((1 << wb) - 1)).astype(np.uint64).reshape(-1, per)
+        c, row = self.hw.mac_cols, self.hw.streams.slab_row_beats * per
+        o, k = np.shape(w)
+        slabs = -(-o // c)
+        tiles = np.zeros((slabs * c, k), np.int64)
+        tiles[:o] = w
+        rows = np.zeros((slabs, k, row), np.int64)
+        rows[..., :c] = tiles.reshape(slabs, c, k).transpose(0, 2, 1)
+        lanes = (rows.reshape(-1) & ((1 << wb) - 1)).astype(np.uint64).reshape(-1, per)
         bits = (lanes[..., None] >> np.arange(wb, dtype=np.uint64)) & np.uint64(1)
         bits = bits.reshape(len(lanes), per * wb).astype(np.uint8)
         bits = np.pad(bits, ((0, 0), (0, self.hw.streams.port_bits - per * wb)))
@@ -84,13 +92,17 @@ class ImageReader:
         return self.data[start : start + n]
 
     def weights(self, beat: int, out: int, k: int) -> np.ndarray:
+        """The [out, k] matrix of a pre-tiled weight segment."""
         wb, per = self.hw.arith.weight_bits, self.hw.streams.weights_per_beat
-        nbeats = -(-out * k // per)
+        c, rb = self.hw.mac_cols, self.hw.streams.slab_row_beats
+        slabs = -(-out // c)
+        nbeats = slabs * k * rb
         raw = self._bytes(beat, nbeats * self.beat_bytes).reshape(nbeats, self.beat_bytes)
         bits = np.unpackbits(raw, axis=1, bitorder="little")[:, : per * wb]
         lanes = bits.reshape(-1, wb).astype(np.int64) @ (np.int64(1) << np.arange(wb))
         lanes = np.where(lanes >= 1 << (wb - 1), lanes - (1 << wb), lanes)
-        return lanes[: out * k].reshape(out, k)
+        rows = lanes.reshape(slabs, k, rb * per)[..., :c]
+        return rows.transpose(0, 2, 1).reshape(slabs * c, k)[:out]
 
     def words32(self, beat: int, n: int, signed: bool = True) -> np.ndarray:
         raw = self._bytes(beat, 4 * n).view("<i4" if signed else "<u4")

@@ -9,7 +9,8 @@ throughputs are those stated in the RTL units' docstrings and measured by their 
                   max(K, R) cycles; a job of `rows` rows and `out` columns is
                   ceil(out/C) column slabs of ceil(rows/R) tiles each.
     weight port   one beat of port_bits per cycle once a burst runs; a column slab needs
-                  ceil(K*C / weights_per_beat) weight beats plus its biases and requant words.
+                  K * slab_row_beats weight beats (pre-tiled, program/image.py) plus its
+                  biases and requant words.
                   Slabs are double-buffered: the next slab (of this job or the next one,
                   across experts too) loads while the current one computes, so a slab costs
                   max(compute, load) and the first slab of the frame pays its load in full.
@@ -120,7 +121,7 @@ class _Model:
     def slab_load(self, insn: isa.MatMul) -> int:
         """Beats of one column slab: C rows of K weights, C biases and C requant words."""
         hw, c = self.hw, self.hw.mac_cols
-        weights = math.ceil(insn.k * c / hw.streams.weights_per_beat)
+        weights = insn.k * hw.streams.slab_row_beats
         bias_words = 0 if insn.b == isa.NONE else c * hw.streams.bias_word_bits // 32
         rq_words = 0 if insn.q == isa.NONE else c
         return weights + self.beats_words(bias_words + rq_words)

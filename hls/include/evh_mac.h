@@ -51,7 +51,7 @@ void load_tile(const typename Cfg::wbeat_t* port, const LinSeg& seg, int k_dim, 
                typename Cfg::w_t w[Cfg::MAX_K][Cfg::C], i64 bias[Cfg::C], TileHead<Cfg>& head) {
     const int o0 = t * Cfg::C;
     const int ncols = o_dim - o0 < Cfg::C ? o_dim - o0 : Cfg::C;
-    load_weight_tile<Cfg>(port, seg.w, k_dim, o0, ncols, w);
+    load_weight_tile<Cfg>(port, seg.w, k_dim, o0, w);
     head.col0 = o0;
     head.ncols = ncols;
     constexpr int BW = Cfg::BIAS64 ? 2 : 1;  // words per bias
@@ -109,11 +109,10 @@ template <class Cfg>
 void mac_unit(const typename Cfg::wbeat_t* port, const LinSeg& seg, int k_dim, int o_dim,
               int nrows, typename Cfg::w_t wbuf[2][Cfg::MAX_K][Cfg::C], XStream<Cfg>& xs,
               HeadStream<Cfg>& hs, AccStream<Cfg>& as) {
-// Each half: C columns read in parallel by the array (complete), WPB lanes written per beat
-// by the loader (cyclic in k).
+// Each half: the C columns of a row k are read in parallel by the array and written in
+// parallel by the loader (up to WPB lanes of one row per beat): complete in c.
 EVH_PRAGMA(HLS ARRAY_PARTITION variable = wbuf complete dim = 1)
 EVH_PRAGMA(HLS ARRAY_PARTITION variable = wbuf complete dim = 3)
-EVH_PRAGMA(HLS ARRAY_PARTITION variable = wbuf cyclic factor = Cfg::WPB dim = 2)
     i64 bias[2][Cfg::C];
     TileHead<Cfg> head[2];
 EVH_PRAGMA(HLS ARRAY_PARTITION variable = bias complete dim = 0)

@@ -1,7 +1,8 @@
 // evh_weights.h: reading the weight image from the m_axi port (PORT_BITS-wide beats).
-// Image layout (written by edgevit_hw/hls_emit.py): every segment starts on a beat boundary;
-// weights are packed WPB = PORT_BITS / WB two's-complement lanes per beat (lane j = bits
-// [j*WB, (j+1)*WB)); parameter words are 32-bit lanes; a 64-bit value is two words (lo, hi).
+// Image layout (edgevit_hw/program/image.py): every segment starts on a beat boundary;
+// weights are pre-tiled in C-column slabs of WPB = PORT_BITS / WB two's-complement lanes per
+// beat (lane j = bits [j*WB, (j+1)*WB)); parameter words are 32-bit lanes; a 64-bit value is
+// two words (lo, hi).
 #pragma once
 #include "evh_arith.h"
 #include "evh_stream.h"
@@ -57,31 +58,33 @@ inline void word_rq(uint32_t w, int32_t& m, int32_t& s) {
     s = int32_t(w >> 24);
 }
 
-// Burst-read rows [o0, o0 + ncols) of the [O][K] weight matrix at beat `seg` into the tile
-// buffer, transposed: wt[k][c]. One beat per cycle; lanes outside the rows are skipped.
+// Burst-read the column slab of outputs [o0, o0 + C) into the tile buffer: the image holds it
+// pre-tiled (program/image.py), K rows of C lanes in RB = Cfg::RB beats each, so this is a
+// plain copy, one beat per cycle, the (k, beat-in-row) counters stepping without a divider.
+// Lanes past the layer's outputs are zeros in the image.
 template <class Cfg>
 void load_weight_tile(const typename Cfg::wbeat_t* port, uint32_t seg, int k_dim, int o0,
-                      int ncols, typename Cfg::w_t wt[Cfg::MAX_K][Cfg::C]) {
-    constexpr int WPB = Cfg::WPB, WB = Cfg::WB;
-    const uint32_t e0 = uint32_t(o0) * uint32_t(k_dim);
-    const uint32_t e1 = e0 + uint32_t(ncols) * uint32_t(k_dim);
-    const uint32_t b0 = e0 / WPB, b1 = (e1 + WPB - 1) / WPB;
-    int c = 0, k = 0;  // running (column, k) of the next in-range lane: no divider
+                      typename Cfg::w_t wt[Cfg::MAX_K][Cfg::C]) {
+    constexpr int WPB = Cfg::WPB, WB = Cfg::WB, RB = Cfg::RB;
+    const uint32_t base = seg + uint32_t(o0 / Cfg::C) * uint32_t(k_dim) * RB;
+    const uint32_t nbeats = uint32_t(k_dim) * RB;
+    int k = 0, rb = 0;
 load_beats:
-    for (uint32_t b = b0; b < b1; ++b) {
+    for (uint32_t i = 0; i < nbeats; ++i) {
 EVH_PRAGMA(HLS PIPELINE II = 1)
-EVH_PRAGMA(HLS LOOP_TRIPCOUNT max = Cfg::MAX_K * Cfg::C / Cfg::WPB)
-        const typename Cfg::wbeat_t beat = port[seg + b];
+EVH_PRAGMA(HLS LOOP_TRIPCOUNT max = Cfg::MAX_K * Cfg::RB)
+        const typename Cfg::wbeat_t beat = port[base + i];
         for (int j = 0; j < WPB; ++j) {
 EVH_PRAGMA(HLS UNROLL)
-            const uint32_t e = b * WPB + uint32_t(j);
-            if (e < e0 || e >= e1) continue;
-            ap_int<WB> lane = beat.range(WB * j + WB - 1, WB * j);
-            wt[k][c] = typename Cfg::w_t(lane.to_int());
-            if (++k == k_dim) {
-                k = 0;
-                ++c;
+            const int c = rb * WPB + j;
+            if (c < Cfg::C) {
+                ap_int<WB> lane = beat.range(WB * j + WB - 1, WB * j);
+                wt[k][c] = typename Cfg::w_t(lane.to_int());
             }
+        }
+        if (++rb == RB) {
+            rb = 0;
+            ++k;
         }
     }
 }
