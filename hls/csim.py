@@ -1,6 +1,6 @@
 """C-simulation backend: compile the generated HLS project with g++ and run it from Python.
 
-The project is compiled with ``g++ -std=c++17 -O2 -Wall -Wextra -Werror`` against the
+The project is compiled with ``g++ -std=c++14 -O2 -Wall -Wextra -Werror`` against the
 ``ap_types`` headers inside the installed ``hls4ml`` wheel (never copied). Binaries are cached
 by the SHA-256 of every source file plus the compiler command, so a spec is compiled once and
 reused by every test and run; the weight image and inputs are read at run time.
@@ -30,7 +30,7 @@ from edgevit_hw.core.qmodel import QuantModel
 from edgevit_hw.program.streams import frame_beats
 
 CXX = os.environ.get("CXX", "g++")
-CXXFLAGS = ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror"]
+CXXFLAGS = ["-std=c++14", "-O2", "-Wall", "-Wextra", "-Werror"]
 RUN_TIMEOUT_S = 900  # a C-simulation never legitimately runs this long
 CACHE = Path(os.environ.get("EVH_CSIM_CACHE", "build/csim_cache"))  # relative: the cwd
 
