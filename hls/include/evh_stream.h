@@ -15,7 +15,10 @@
 #include <hls_stream.h>
 #pragma GCC diagnostic pop
 
-#if defined(__SYNTHESIS__) && __has_include(<ap_axi_sdata.h>)
+// One stream element type for C-simulation and synthesis alike: Vitis's hls::axis wherever
+// ap_axi_sdata.h exists (C-sim, synthesis and co-simulation under Vitis), else (this repo's
+// g++ C-simulation, whose ap_types come from hls4ml) a struct with the same members.
+#if __has_include(<ap_axi_sdata.h>)
 #include <ap_axi_sdata.h>
 #define EVH_HAVE_HLS_AXIS 1
 #endif
@@ -27,7 +30,7 @@ template <int W>
 using axis_beat = hls::axis<ap_uint<W>, 0, 0, 0>;
 #else
 // Same member names as hls::axis (ap_axi_sdata.h, shipped with Vitis, not with hls4ml): data,
-// keep, strb, last. Under Vitis HLS the hls::axis type above is used so TLAST is a side channel.
+// keep, strb, last.
 template <int W>
 struct axis_beat {
     ap_uint<W> data;
