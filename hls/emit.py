@@ -243,6 +243,26 @@ def render(name: str, ctx: dict) -> str:
     return env.get_template(TEMPLATES[name]).render(**ctx)
 
 
+COSIM_MAX_CYCLES = 1_000_000  # the longest frame worth co-simulating in XSim (a policy)
+
+
+def _cosim_line(program: Program) -> str:
+    """RTL co-simulation of one frame when the cycle model puts it under
+    ``COSIM_MAX_CYCLES`` (XSim is orders of magnitude slower than C-simulation); a larger spec
+    (m3vit: ~5.6 M cycles) is checked bit for bit in C-simulation, and a small preset's
+    project (micro_moe) is the one to co-simulate."""
+    from edgevit_hw.program.perf import estimate
+
+    cycles = estimate(program).total
+    if cycles <= COSIM_MAX_CYCLES:
+        return f'cosim_design -argv "{IMAGE} tb_input.bin tb_output.bin 0 1 tb_golden.bin"'
+    return (
+        f"# No co-simulation: a frame is ~{cycles:,} cycles (cycle model), too long for\n"
+        "# XSim. This spec is checked bit for bit in C-simulation; co-simulate a small\n"
+        "# preset's project instead (python -m edgevit_hw.gen --config micro_moe)."
+    )
+
+
 def render_sources(program: Program) -> dict[str, str]:
     """Text of every generated source file of the project, by file name."""
     from edgevit_hw.core.spec import generated_line
@@ -258,6 +278,7 @@ def render_sources(program: Program) -> dict[str, str]:
         "evh_tb.cpp": common,
         "run_hls.tcl": {
             **common,
+            "cosim": _cosim_line(program),
             "header": generated_line(hw.spec_name, hw.spec_hash, "#")[2:],
             "spec_name": hw.spec_name,
             "part": hw.part,

@@ -193,3 +193,14 @@ def test_every_weight_segment_reads_back(name):
             assert np.array_equal(w, qm[f"{block}.{kind}.w"][e])
         else:
             assert np.array_equal(w, qm[name_w])
+
+
+def test_run_hls_cosimulates_only_frames_xsim_can_finish(micro):
+    """micro_moe's project co-simulates its frame; m3vit's (millions of cycles) does not."""
+    from edgevit_hw.hls.emit import COSIM_MAX_CYCLES, render_sources
+
+    big = prepared("m3vit")
+    assert estimate(micro.program).total <= COSIM_MAX_CYCLES < estimate(big.program).total
+    assert "\ncosim_design" in render_sources(micro.program)["run_hls.tcl"]
+    tcl = render_sources(big.program)["run_hls.tcl"]
+    assert "\ncosim_design" not in tcl and "csim_design" in tcl
