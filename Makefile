@@ -54,6 +54,13 @@ synth: $(STAMP)
 bench-rtl: $(STAMP)
 	$(PYTHON) benchmarks/bench_rtl.py --config $(MODEL)
 
+.PHONY: faults
+# Fault injection: single-line faults planted one at a time in scratch copies of the repo; reports
+# which tests catch each (about an hour on 2 cores; not part of `make test`). E.g.
+# make faults FAULTS_ARGS="--only HL01,RT02" or FAULTS_ARGS=--list.
+faults: $(STAMP)
+	$(PYTHON) benchmarks/fault_injection.py $(FAULTS_ARGS)
+
 .PHONY: digits digits-eval quality
 # Train the shipped digits_moe model (CPU, about a minute) and report float / integer accuracy.
 digits: $(STAMP)

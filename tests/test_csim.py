@@ -231,3 +231,27 @@ def test_model_change_and_back_runs_its_own_weights(micro, seed):
     back = _run_bit_exact(micro.qmodel, micro.hw, px)
     assert back.weights == first.weights
     assert back.weights.read_bytes() != changed.weights.read_bytes()
+
+
+def _saturating(qm: QuantModel) -> QuantModel:
+    """``qm`` with the position embedding pushed next to the residual bounds (each entry keeps
+    its sign): the embedding and every residual add then saturate at both bounds."""
+    pos, top = qm["pos"], (1 << (qm.spec.quant.residual_bits - 1)) - 1
+    pushed = np.where(pos >= 0, top - 3, -top + 2).astype(pos.dtype)
+    return dataclasses.replace(qm, tensors={**qm.tensors, "pos": pushed})
+
+
+def test_saturating_residual_bit_exact(micro, seed):
+    """Residual adds that saturate at both bounds (patch embedding, attention and MLP / MoE
+    branches): the C-simulation clamps exactly like the golden model, on both tasks."""
+    qm = _saturating(micro.qmodel)
+    top = (1 << (qm.spec.quant.residual_bits - 1)) - 1
+    print(f"pixel seed={seed}")
+    px = random_pixels(micro.spec, seed)
+    binary = csim.build(qm, micro.hw)
+    for task in range(len(micro.spec.tasks)):
+        trace = golden_forward(qm, px, task, trace=True).trace
+        for name in [k for k in trace if k == "embed" or k.endswith((".res1", ".res2"))]:
+            assert trace[name].max() == top and trace[name].min() == -top - 1, name
+        res = csim.run_frame(binary, qm, px, task)
+        _check(res, dataclasses.replace(micro, qmodel=qm), px, task, f"saturating task {task}")

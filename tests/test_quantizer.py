@@ -4,13 +4,15 @@ import hashlib
 
 import numpy as np
 import pytest
+import torch
 from conftest import prepared
 
 from edgevit_hw.core.derive import derive_arith
 from edgevit_hw.core.errors import WeightsError
 from edgevit_hw.core.qmodel import QuantModel
 from edgevit_hw.ml.fidelity import measure
-from edgevit_hw.ml.images import EVAL_IMAGE, load_image
+from edgevit_hw.ml.images import EVAL_IMAGE, default_calibration, load_image
+from edgevit_hw.ml.quantizer import calibrate
 from edgevit_hw.ml.weights import build_reference
 
 
@@ -94,3 +96,24 @@ def test_m3vit_fidelity_on_a_photograph(task):
     print(f"m3vit task {task}: cosine {fid.cosine:.5f}, block SQNR {fid.block_sqnr}")
     assert fid.cosine >= 0.99
     assert min(fid.block_sqnr) > 25.0
+
+
+@pytest.mark.parametrize("name", ["micro_moe", "odd_moe"])
+def test_calibration_ranges_cover_every_task(name):
+    """Each activation range is the max over the calibration images AND every task (each
+    task's router sends tokens to other experts): recomputed task by task from the float
+    reference. odd_moe has tensors whose range only task 1 reaches."""
+    prep = prepared(name)
+    model = build_reference(prep.spec, prep.weights)
+    images = default_calibration(prep.spec).pixels
+    per_task = []
+    with torch.no_grad():
+        for task in range(len(prep.spec.tasks)):
+            rec: dict = {}
+            model(torch.from_numpy(images), task, rec)
+            per_task.append({k: float(v.abs().max()) for k, v in rec.items()
+                             if v.is_floating_point()})  # fmt: skip
+    want = {k: max(p[k] for p in per_task) for k in per_task[0]}
+    assert calibrate(model, images, len(prep.spec.tasks)) == want
+    if name == "odd_moe":
+        assert any(per_task[1][k] > per_task[0][k] for k in want), "task 1 reaches no new range"
