@@ -25,7 +25,7 @@ from edgevit_hw.core.errors import InputError
 from edgevit_hw.core.qmodel import QuantModel
 from edgevit_hw.driver.backends import BACKENDS, LATER, FrameResult
 from edgevit_hw.driver.errors import BadTask, SpecHashMismatch
-from edgevit_hw.driver.frames import frames
+from edgevit_hw.driver.frames import Frame, frames
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,7 @@ class Accelerator:
         t = self.task_index(task)
         for i, item in enumerate(frames(source, self.spec)):
             res = self.backend.run_one(i, item, t)
+            res.pixels = item.pixels if isinstance(item, Frame) else None
             if dequantize and res.tokens is not None:
                 res.floats = self.artifacts.qmodel.dequantize(res.tokens)
             yield res

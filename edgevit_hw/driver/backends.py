@@ -34,6 +34,7 @@ class FrameResult:
     error: DriverError | None = None
     cycles: int | None = None
     floats: np.ndarray | None = None  # dequantized tokens, on request
+    pixels: np.ndarray | None = None  # the fitted frame that was sent (None for raw beats)
 
     @property
     def ok(self) -> bool:
