@@ -53,20 +53,10 @@ def _norm(insn: isa.LayerNorm | None) -> tuple[int, int, int, int]:
     return (NONE,) * 4 if insn is None else (insn.g, insn.b, insn.eps, insn.q)
 
 
-class _Lookup:
-    """The program's instructions by label (absent labels give None)."""
-
-    def __init__(self, program: Program):
-        self.insns = dict(zip(program.labels, program.insns, strict=True))
-
-    def __call__(self, label: str):
-        return self.insns.get(label)
-
-
 def program_offsets(program: Program) -> dict:
     """Segment beats of every layer for ``evh_offsets.h``, read from the instructions."""
     a = program.hw.arith
-    get = _Lookup(program)
+    get = dict(zip(program.labels, program.insns, strict=True)).get  # None: label absent
     off: dict = {"patch": _lin(get("embed.patch")), "init": get("embed.init").init}
     keys = "ln1 qkv logit_q proj ln2 fc1 gelu_q fc2 gate efc1 efc2 moe_q".split()
     per: dict[str, list] = {k: [] for k in keys}

@@ -20,7 +20,7 @@ from edgevit_hw.core.golden import golden_forward
 from edgevit_hw.core.qmodel import QuantModel
 from edgevit_hw.driver.errors import DeviceTimeout, DriverError, MalformedFrame
 from edgevit_hw.driver.frames import Beats, Frame
-from edgevit_hw.program.streams import frame_beats, receive, unpatchify
+from edgevit_hw.program.streams import Received, frame_beats, receive, unpatchify
 
 
 @dataclass
@@ -45,16 +45,16 @@ def beats_of(item: Frame | Beats, hw: HwParams) -> np.ndarray:
     return item.beats if isinstance(item, Beats) else frame_beats(item.pixels, hw.arith.patch)
 
 
-def frame_error(item: Frame | Beats, hw: HwParams) -> MalformedFrame | None:
-    """The frame check on what is sent (the same rule as the hardware's)."""
-    beats = beats_of(item, hw)
-    rec = receive(beats, hw)
+def check_frame(item: Frame | Beats, hw: HwParams) -> tuple[Received, MalformedFrame | None]:
+    """The frame check on what is sent (the same rule as the hardware's): what the hardware
+    receives, and the error when it drops the frame."""
+    rec = receive(beats_of(item, hw), hw)
     if rec.patches is not None:
-        return None
+        return rec, None
     want = hw.arith.patches * hw.arith.patch_dim
     kind = "short" if rec.short else "long"
-    return MalformedFrame(f"frame {item.name}: {kind} frame of {rec.consumed} pixel beats"
-                          f" (expected {want}); dropped")  # fmt: skip
+    return rec, MalformedFrame(f"frame {item.name}: {kind} frame of {rec.consumed} pixel"
+                               f" beats (expected {want}); dropped")  # fmt: skip
 
 
 class GoldenBackend:
@@ -69,14 +69,10 @@ class GoldenBackend:
         return self.hw.hash32
 
     def run_one(self, index: int, item: Frame | Beats, task: int) -> FrameResult:
-        err = frame_error(item, self.hw)
+        rec, err = check_frame(item, self.hw)
         if err is not None:
             return FrameResult(index, item.name, None, err)
-        if isinstance(item, Beats):
-            patches = receive(item.beats, self.hw).patches
-            pixels = unpatchify(patches, self.qm.spec)
-        else:
-            pixels = item.pixels
+        pixels = item.pixels if isinstance(item, Frame) else unpatchify(rec.patches, self.qm.spec)
         return FrameResult(index, item.name, golden_forward(self.qm, pixels, task).tokens)
 
 
@@ -107,7 +103,7 @@ class CsimBackend:
     def run_one(self, index: int, item: Frame | Beats, task: int) -> FrameResult:
         res = self._call(beats_of(item, self.hw), task, 1)
         if res.frames_bad:
-            err = frame_error(item, self.hw) or DriverError(
+            err = check_frame(item, self.hw)[1] or DriverError(
                 f"frame {item.name}: dropped by the device (status 0x{res.status:x})"
             )
             return FrameResult(index, item.name, None, err, res.cycles)

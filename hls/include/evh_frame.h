@@ -126,7 +126,7 @@ template <class Cfg>
 uint64_t mac_cycles(const Job& j) {
     const uint64_t tiles = uint64_t(ceil_div(j.o_dim, Cfg::C)) * ceil_div(j.nrows, Cfg::R);
     const uint64_t steps = tiles * j.k_dim;
-    return steps + uint64_t(j.k_dim) * Cfg::C / Cfg::WPB;
+    return steps + uint64_t(j.k_dim) * Cfg::RB;  // a pre-tiled slab: K rows of RB beats
 }
 
 // Run one job on the compute unit; returns its modeled cycles.
