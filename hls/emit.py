@@ -3,9 +3,12 @@
 Hand-written kernels live in ``hls/include`` (shipped as package data and copied into the
 project); this module builds the context of the logic-free Jinja2 templates in
 ``hls/templates`` from :class:`HwParams` and the compiled :class:`Program`. The DRAM image
-(``dram.bin``: program, weights and constants) is the program's image, byte for byte; the
-segment offsets of ``evh_offsets.h`` are read from the program's instructions. Nothing here
-walks the layers, computes a width or lays out memory: only the flow writes files.
+(``dram.bin``: program, weights and constants) is the program's image, byte for byte: the
+frame controller fetches and decodes the instructions at run time with the field layout of
+``HwParams.isa`` (emitted into ``evh_params.h``), so no layer offset is compiled in;
+``evh_offsets.h`` holds the image's size and the debug dumps' names (from the labels).
+Nothing here walks the layers, computes a width or lays out memory: only the flow writes
+files.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from edgevit_hw.core.derive import HwParams
 from edgevit_hw.core.qmodel import QuantModel
 from edgevit_hw.program import isa
 from edgevit_hw.program.compiler import Program
+from edgevit_hw.program.perf import hls_schedule
 from edgevit_hw.program.streams import frame_beats
 
 HLS_DATA = resources.files("edgevit_hw.hls")  # the kernels (include/) and templates ship here
-NONE = isa.NONE
 IMAGE = "dram.bin"
 TEMPLATES = {
     "evh_params.h": "evh_params.h.j2",
@@ -42,52 +45,40 @@ BUFFER_TYPES = {
 }  # fmt: skip
 
 
-def _lin(insn: isa.MatMul | None, step: int = 0) -> tuple[int, int, int]:
-    """(weights, biases, requant) beats of a matrix job, NONE when the layer is absent."""
-    if insn is None:
-        return (NONE, NONE, NONE)
-    return (insn.w + step, insn.b, NONE if insn.q == NONE else insn.q + step)
+# Buffer dumped after an instruction (C-simulation debug builds), by label kind: the golden
+# trace name (``{p}`` = the label's block prefix) and the buffer; ``before`` kinds dump after
+# the instruction preceding the labelled one.
+DUMP_GATE_IDX, DUMP_GATE_WEIGHTS = 100, 101
+_DUMPS_AFTER = {
+    "embed.patch": [("embed", isa.Buf.RESIDUAL)],
+    "ln1": [("{p}.ln1", isa.Buf.LN_OUT)],
+    "qkv": [("{p}.qkv", isa.Buf.QKV)],
+    "proj": [("{p}.res1", isa.Buf.RESIDUAL)],
+    "ln2": [("{p}.ln2", isa.Buf.LN_OUT)],
+    "fc1": [("{p}.hidden", isa.Buf.HIDDEN)],
+    "fc2": [("{p}.res2", isa.Buf.RESIDUAL)],
+    "gate": [("{p}.gate_logits", isa.Buf.GATE_LOGITS)],
+    "route": [("{p}.gate_idx", DUMP_GATE_IDX), ("{p}.gate_w", DUMP_GATE_WEIGHTS)],
+    "moe": [("{p}.res2", isa.Buf.RESIDUAL)],
+    "norm": [("norm", isa.Buf.LN_OUT)],
+}
+_DUMPS_BEFORE = {
+    "proj": [("{p}.attn", isa.Buf.ATTN_OUT)],
+    "moe": [("{p}.moe_acc", isa.Buf.MOE_ACC)],
+}
 
 
-def _norm(insn: isa.LayerNorm | None) -> tuple[int, int, int, int]:
-    return (NONE,) * 4 if insn is None else (insn.g, insn.b, insn.eps, insn.q)
-
-
-def program_offsets(program: Program) -> dict:
-    """Segment beats of every layer for ``evh_offsets.h``, read from the instructions."""
-    a = program.hw.arith
-    get = dict(zip(program.labels, program.insns, strict=True)).get  # None: label absent
-    off: dict = {"patch": _lin(get("embed.patch")), "init": get("embed.init").init}
-    keys = "ln1 qkv logit_q proj ln2 fc1 gelu_q fc2 gate efc1 efc2 moe_q".split()
-    per: dict[str, list] = {k: [] for k in keys}
-    for i in range(a.depth):
-        p = f"blocks.{i}"
-        gate, fc1 = get(f"{p}.gate"), get(f"{p}.fc1") or get(f"{p}.efc1.0")
-        per["ln1"].append(_norm(get(f"{p}.ln1")))
-        per["qkv"].append(_lin(get(f"{p}.qkv")))
-        per["logit_q"].append(get(f"{p}.attn.h0.r0").q)
-        per["proj"].append(_lin(get(f"{p}.proj")))
-        per["ln2"].append(_norm(get(f"{p}.ln2")))
-        per["fc1"].append(_lin(get(f"{p}.fc1")))
-        per["gelu_q"].append(fc1.q2)
-        per["fc2"].append(_lin(get(f"{p}.fc2")))
-        per["gate"].append([_lin(gate, t * gate.stride) if gate else _lin(None)
-                            for t in range(a.tasks)])  # fmt: skip
-        per["efc1"].append([_lin(get(f"{p}.efc1.{e}")) for e in range(a.experts)])
-        per["efc2"].append([_lin(get(f"{p}.efc2.{e}")) for e in range(a.experts)])
-        per["moe_q"].append(get(f"{p}.moe").q if get(f"{p}.moe") else NONE)
-    off.update(per)
-    off["norm"] = _norm(get("norm"))
-    return off
-
-
-def _c(v) -> str:
-    """C initializer text of an offset, a tuple (struct) or a list (array)."""
-    if isinstance(v, list):
-        return ", ".join("{" + _c(x) + "}" if isinstance(x, list) else _c(x) for x in v)
-    if isinstance(v, tuple):
-        return "{" + ", ".join(f"{int(x)}u" for x in v) + "}"
-    return f"{int(v)}u"
+def program_dumps(program: Program) -> list[tuple[int, int, str]]:
+    """(instruction index, buffer, golden trace name) of every debug dump, from the labels."""
+    out = []
+    for j, label in enumerate(program.labels):
+        parts = label.split(".")
+        kind, prefix = (
+            (parts[2], ".".join(parts[:2])) if label.startswith("blocks.") else (label, "")
+        )
+        for at, table in ((j - 1, _DUMPS_BEFORE), (j, _DUMPS_AFTER)):
+            out += [(at, int(buf), name.format(p=prefix)) for name, buf in table.get(kind, [])]
+    return sorted(out, key=lambda d: d[0])
 
 
 def _native(bits: int, signed: bool = True) -> str:
@@ -140,6 +131,11 @@ def _enum(values) -> str:
                      for e in values)  # fmt: skip
 
 
+def _isa_fields(hw: HwParams) -> str:
+    return "\n".join(f"    static constexpr int ISA_{f.name.upper()}_LO = {f.offset}, "
+                     f"ISA_{f.name.upper()}_BITS = {f.bits};" for f in hw.isa.fields)  # fmt: skip
+
+
 def params_context(program: Program) -> dict:
     hw = program.hw
     a, s = hw.arith, hw.streams
@@ -186,7 +182,12 @@ def params_context(program: Program) -> dict:
         "ap_types": _typedefs(hw, True),
         "native_types": _typedefs(hw, False),
         "act_members": act_members(hw),
-        "epi_enum": _enum(isa.Epi),
+        "epi_enum": "\n".join(_enum(e) for e in (isa.Op, isa.Epi, isa.Buf, isa.Flag)),
+        "insn_beats": hw.isa.insn_beats,
+        "insn_bits": hw.isa.insn_bits,
+        "head_count_lo": 32 * isa.HEADER.index("count"),
+        "isa_fields": _isa_fields(hw),
+        **hls_schedule(hw),
         "exp2_len": 1 << a.exp_frac_bits,
         "exp2_table": ", ".join(str(int(x)) for x in A.exp2_table(a.exp_frac_bits, a.exp_out_bits)),
         "gelu_len": len(A.gelu_table(a.gelu_frac_bits)),
@@ -200,18 +201,18 @@ def params_context(program: Program) -> dict:
 
 
 def offsets_context(program: Program) -> dict:
-    hw = program.hw
-    ctx = {k: _c(v) for k, v in program_offsets(program).items()}
-    ctx.update(
-        total_beats=program.image_beats,
-        total_bytes=len(program.image),
-        data_base=program.data_base,
-        port_bits=hw.streams.port_bits,
-        depth=hw.arith.depth,
-        tasks=hw.arith.tasks,
-        experts=hw.arith.experts,
-    )
-    return ctx
+    dumps = program_dumps(program)
+    return {
+        "total_beats": program.image_beats,
+        "total_bytes": len(program.image),
+        "data_base": program.data_base,
+        "count": len(program.insns),
+        "port_bits": program.hw.streams.port_bits,
+        "dump_gate_idx": DUMP_GATE_IDX,
+        "dump_gate_weights": DUMP_GATE_WEIGHTS,
+        "ndumps": len(dumps),
+        "dumps": ",\n".join(f'        {{{j}, {b}, "{n}"}}' for j, b, n in dumps),
+    }
 
 
 def kernel_sources() -> dict[str, bytes]:

@@ -6,6 +6,8 @@ Each binary is compiled once per spec (cached by source hash in build/csim_cache
 from __future__ import annotations
 
 import dataclasses
+import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -255,3 +257,76 @@ def test_saturating_residual_bit_exact(micro, seed):
             assert trace[name].max() == top and trace[name].min() == -top - 1, name
         res = csim.run_frame(binary, qm, px, task)
         _check(res, dataclasses.replace(micro, qmodel=qm), px, task, f"saturating task {task}")
+
+
+@pytest.mark.parametrize("task", [0, 1])
+def test_model_cycles_are_the_hls_loop_table(micro, binary, seed, task):
+    """The C-simulation's model_cycles (evh_model.h) equal the per-loop HLS estimate of
+    edgevit_hw.program.perf with the frame's measured queue lengths."""
+    from edgevit_hw.core.golden import patchify
+    from edgevit_hw.program.interpreter import Interpreter
+    from edgevit_hw.program.perf import hls_estimate
+
+    print(f"pixel seed={seed}")
+    px = random_pixels(micro.spec, seed)
+    interp = Interpreter(micro.program.image, micro.hw)
+    interp.run(patchify(px, micro.spec.model.patch), task)
+    res = csim.run_frame(binary, micro.qmodel, px, task)
+    assert res.cycles == hls_estimate(micro.program, interp.queue_counts)["total"]
+
+
+@pytest.mark.parametrize("name", ["odd_moe", "m3vit"])
+@pytest.mark.parametrize("defines", [(), ("EVH_AP_TYPES",), ("EVH_DUMP",)])
+def test_generated_project_compiles_strict(name, defines, tmp_path):
+    """The generated project (sources and kernels) compiles with g++ -std=c++14 -Wall -Wextra
+    -Werror, with native types, with ap_int types of exactly the derived widths, and with the
+    debug dumps (-fsyntax-only: every template instantiated, nothing linked)."""
+    from edgevit_hw.hls.emit import kernel_sources, render_sources
+
+    prep = prepared(name)
+    (tmp_path / "include").mkdir()
+    for rel, text in render_sources(prep.program).items():
+        (tmp_path / rel).write_text(text)
+    for rel, data in kernel_sources().items():
+        (tmp_path / "include" / rel).write_bytes(data)
+    cmd = [csim.CXX, *csim.CXXFLAGS, "-fsyntax-only", *(f"-D{d}" for d in defines),
+           "-isystem", str(csim.ap_types_dir()), f"-I{tmp_path}", f"-I{tmp_path / 'include'}",
+           str(tmp_path / "evh_top.cpp"), str(tmp_path / "evh_tb.cpp")]  # fmt: skip
+    assert "-std=c++14" in cmd and "-Werror" in cmd and "-Wextra" in cmd
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
+def _function(text: str, name: str) -> str:
+    """The text of the kernel function ``name`` (from its signature to the next one)."""
+    start = text.index(f" {name}(")
+    nxt = re.search(r"\n(template <|// )", text[start:])
+    return text[start : start + (nxt.start() if nxt else len(text))]
+
+
+def test_grep_facts_of_the_hls_kernels():
+    """One linear() call site; every ARRAY_PARTITION names an array defined in its function
+    (never a parameter); no int64_t / i64 on the MAC array's per-MAC path (gather, mac)."""
+    from edgevit_hw.hls.emit import kernel_sources
+
+    src = {n: d.decode() for n, d in kernel_sources().items()}
+    calls = [line for text in src.values() for line in text.splitlines()
+             if re.search(r"\blinear<Cfg>\(", line) and "void linear" not in line]  # fmt: skip
+    assert len(calls) == 1, calls
+    for name, text in src.items():
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            m = re.search(r"ARRAY_PARTITION variable = (\w+)", line)
+            if not m:
+                continue
+            var = m.group(1)
+            window = lines[max(0, i - 20) : i]
+            defined = re.compile(rf"\b{var}(\[|;)")
+            decl = [
+                ln for ln in window if defined.search(ln) and not re.search(r"[(),]\s*$|\)", ln)
+            ]
+            assert decl, f"{name}:{i + 1}: {var} is not an array defined in its function"
+    mac = src["evh_mac.h"]
+    for fn in ("gather", "mac", "read_segment"):
+        body = _function(mac, fn)
+        assert "i64" not in body and "int64_t" not in body, fn

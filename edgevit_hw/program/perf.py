@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from edgevit_hw.core import arithmetic as A
 from edgevit_hw.core.derive import HwParams
 from edgevit_hw.program import isa
 from edgevit_hw.program.compiler import Program
@@ -170,3 +171,144 @@ def estimate(program: Program, queue_counts: list[list[int]] | None = None) -> P
     fetch = InsnCost("program", "fetch", model.slab_load(first), 0, 0, program.data_base)
     frame_in = hw.arith.patches * hw.arith.patch_dim  # one pixel per s_axis beat
     return PerfReport(hw, (fetch, *costs), frame_in)
+
+
+# ------------------------------------------------------------ HLS per-loop model ----
+# The HLS C++ (hls/include) as Vitis schedules it by the UG1399 rules: every loop is
+# PIPELINE II=1 or UNROLLed inside one; a loop's II is the largest, over the arrays it
+# touches, of ceil(accesses per iteration per bank / ports per bank) (a BRAM bank has two
+# ports, a register or a ROM copy per lane counts as its own bank); each pipelined loop run
+# adds HLS_PIPE_DEPTH cycles of fill. The C++ model_cycles (hls/include/evh_model.h) uses the
+# same per-instruction formulas as hls_insn_cycles; a test checks both on a frame.
+
+HLS_PIPE_DEPTH = 8  # fill of one pipelined loop run (an estimate of its iteration latency)
+BRAM_PORTS = 2
+
+
+def hls_schedule(hw: HwParams) -> dict[str, int]:
+    """Partition factors and constants the HLS kernels are emitted with: qkv's cyclic banks
+    (>= C for the epilogue's C lanes, >= DH for one K row and one V row per attention step)
+    and the pipeline fill."""
+    return {"qkv_banks": max(hw.mac_cols, hw.arith.head_dim), "pipe_depth": HLS_PIPE_DEPTH}
+
+
+@dataclass(frozen=True)
+class HlsLoop:
+    """One pipelined loop: per array, (accesses per iteration per bank, ports per bank)."""
+
+    unit: str
+    loop: str
+    arrays: tuple[tuple[str, int, int], ...]
+
+    @property
+    def ii(self) -> int:
+        return max([1] + [math.ceil(acc / ports) for _, acc, ports in self.arrays])
+
+
+def hls_loops(hw: HwParams) -> tuple[HlsLoop, ...]:
+    """Every pipelined loop of the HLS kernels with its array accesses per bank, read from the
+    partitioning in evh_frame.h (activations cyclic C in dim 2, qkv cyclic qkv_banks) and the
+    local arrays (complete partitions are registers or per-lane ROM copies)."""
+    r, c, dh = hw.mac_rows, hw.mac_cols, hw.arith.head_dim
+    lanes, banks = min(r, c), hls_schedule(hw)["qkv_banks"]
+    per = lambda n, b: math.ceil(n / b)  # noqa: E731  accesses per bank, n consecutive
+    p = BRAM_PORTS
+    rows = [
+        ("frame", "read_beats", [("pixels", 1, p)]),
+        ("frame", "fetch_beats", [("m_axi", 1, 1)]),
+        ("compute", "gather_steps", [("src", per(lanes, c), p), ("xt[cur]", 1, p),
+                                     ("xt[nxt]", 1, p), ("queue_tokens", 1, p),
+                                     ("gate_weights", 1, p)]),
+        ("compute", "load_beats", [("m_axi", 1, 1)]),
+        ("compute", "read_word_beats", [("m_axi", 1, 1)]),
+        ("compute", "mac_steps", [("wbuf[p]", 1, p), ("wbuf[1-p]", 1, p)]),
+        ("compute", "epi_*_rows", [("dst", 2 * per(c, c), p), ("gelu_tab[c]", 2, p)]),
+        ("attention", "load_q", [("qkv", per(dh, banks), p)]),
+        ("attention", "skew_steps", [("qkv", 2 * per(dh, banks), p), ("exp2_tab[p]", 1, p)]),
+        ("attention", "normalize", [("attn_out", per(c, c), p)]),
+        ("layernorm", "ln_sum/ln_var/ln_norm", [("residual", 1, p), ("gamma", 1, p),
+                                                ("beta", 1, p), ("ln_out", 1, p)]),
+        ("layernorm", "rsqrt_bits", []),
+        ("router", "router_tokens", [("exp2_tab[e]", 1, p)]),
+        ("queues", "queue_entries", [("queue_tokens", 1, p), ("queue_slots", 1, p)]),
+        ("combine", "combine_steps", [("residual", 2, p), ("moe_acc", 1, p)]),
+        ("output", "out_beats", [("src", 1, p)]),
+        ("load", "load_res_cols", [("residual", 1, p)]),
+    ]  # fmt: skip
+    return tuple(HlsLoop(u, lp, tuple(a)) for u, lp, a in rows)
+
+
+def _words(hw: HwParams, n: int) -> int:
+    return math.ceil(n / hw.streams.words_per_beat) + HLS_PIPE_DEPTH
+
+
+def hls_matmul_cycles(hw: HwParams, insn: isa.MatMul, rows: int) -> int:
+    """The first slab's load (or the gather's first fill), then per slab the larger of its
+    tiles' steps (max(K, R, R*ceil(K/min(R, C))) each) and the next slab's load, then the
+    last tile's R-row drain (evh_mac.h linear)."""
+    if rows == 0:
+        return 0
+    r, c, k, pd = hw.mac_rows, hw.mac_cols, insn.k, HLS_PIPE_DEPTH
+    bw = hw.streams.bias_word_bits // 32
+    head = (_words(hw, bw * c) if insn.b != isa.NONE else 0) + (
+        _words(hw, c) if insn.q != isa.NONE else 0
+    )
+    load = k * hw.streams.slab_row_beats + pd + head
+    fill = r * math.ceil(k / min(r, c)) + pd
+    steps = max(k, r, r * math.ceil(k / min(r, c)))
+    tiles = math.ceil(rows / r) * steps
+    return max(load, fill) + math.ceil(insn.out / c) * max(tiles, load) + r + pd
+
+
+def hls_insn_cycles(hw: HwParams, insn: isa.Insn, rows: int = 0) -> int:
+    """Cycles of one instruction in the HLS schedule, its fetch included (``rows``: the job's
+    rows, the queue length for an expert job)."""
+    a, c, pd = hw.arith, hw.mac_cols, HLS_PIPE_DEPTH
+    n, d, lanes = a.tokens, a.embed_dim, math.ceil(a.embed_dim / hw.mac_cols)
+    fetch = hw.isa.insn_beats + pd
+    if insn.OP == Op.MATMUL:
+        return fetch + hls_matmul_cycles(hw, insn, rows)
+    ln = (sum(_words(hw, w) for w in (d, 2 * d, 2, 1)) + d + pd
+          + n * (3 * lanes + A.RSQRT_M_BITS + 4 * pd))  # fmt: skip
+    p = hw.attn_rows
+    other = {
+        Op.LAYERNORM: ln,
+        Op.ATTENTION: _words(hw, 1) + p + n + p - 1 + p * math.ceil(a.head_dim / c) + 3 * pd,
+        Op.LOAD_RES: n * (_words(hw, d) + d + pd),
+        Op.ROUTE: n + pd,
+        Op.QUEUES: n * a.top_k + pd + a.moe_rows * lanes + pd,
+        Op.MOE_COMBINE: _words(hw, d) + n * lanes + pd,
+        Op.OUTPUT: n * d + pd,
+    }
+    return fetch + other[insn.OP]
+
+
+def hls_estimate(program: Program, queue_counts: list[list[int]] | None = None) -> dict:
+    """HLS cycles of one frame: per unit and the total (frame reception included), with the
+    expert queue lengths measured on a frame or, without them, the balanced router."""
+    hw = program.hw
+    model = _Model(hw, None)
+    moe_blocks = [int(lab.split(".")[1]) for lab in program.labels if lab.endswith(".queues")]
+    if queue_counts:
+        model.counts = dict(zip(moe_blocks, queue_counts, strict=True))
+    units: dict[str, int] = {"frame_in": hw.arith.patches * hw.arith.patch_dim + HLS_PIPE_DEPTH}
+    for lab, ins in zip(program.labels, program.insns, strict=True):
+        rows = model.rows(lab, ins) if ins.OP == Op.MATMUL else 0
+        unit = "compute" if ins.OP == Op.MATMUL else ins.OP.name.lower()
+        units[unit] = units.get(unit, 0) + hls_insn_cycles(hw, ins, rows)
+    return {"units": units, "total": sum(units.values())}
+
+
+def hls_loop_table(program: Program, queue_counts: list[list[int]] | None = None) -> str:
+    """The per-loop table (markdown): unit, loop, accesses per iteration per bank / ports per
+    array, the resulting II; then the frame's cycles per unit and the total."""
+    lines = ["| unit | loop | accesses/iteration/bank : ports per array | II |",
+             "|---|---|---|---|"]  # fmt: skip
+    for lp in hls_loops(program.hw):
+        acc = ", ".join(f"{n} {a}:{p}" for n, a, p in lp.arrays) or "(registers only)"
+        lines.append(f"| {lp.unit} | {lp.loop} | {acc} | {lp.ii} |")
+    est = hls_estimate(program, queue_counts)
+    lines += ["", "| unit | cycles per frame |", "|---|---|"]
+    lines += [f"| {u} | {cyc:,} |" for u, cyc in est["units"].items()]
+    lines.append(f"| **total** | **{est['total']:,}** |")
+    return "\n".join(lines)

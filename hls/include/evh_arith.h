@@ -1,7 +1,8 @@
 // evh_arith.h: the arithmetic contract in C++ (Vitis HLS synthesizable, no dynamic memory).
 // Every function below has the SAME NAME as its definition in edgevit_hw/arithmetic.py, which
 // states the exact formula; this file must agree with it bit for bit (C-simulation tests).
-// Intermediates are 64-bit: derive.py proves every product before a shift fits in 63 bits.
+// Scalar intermediates are 64-bit (derive.py proves every product before a shift fits in 63
+// bits); the MAC array's per-MAC path uses the derived acc_t (evh_mac.h).
 // arithmetic.linear / matmul_exact are the MAC array itself (evh_mac.h compute_tile, and the
 // score dot product in evh_attention.h); arithmetic.exp2_table / gelu_table are emitted as data
 // into evh_params.h by edgevit_hw/hls_emit.py from the Python definitions.
@@ -60,7 +61,8 @@ inline i64 floor_shift(i64 x, i64 d) { return x >> (d > 63 ? 63 : d); }
 inline i64 div_round(i64 a, i64 b) {
     const i64 num = 2 * a + b, den = 2 * b;
     i64 q = num / den;
-    if (num % den != 0 && num < 0) q -= 1;  // C++ truncates toward zero: make it floor
+    const i64 rem = num - q * den;  // one divider: the remainder from the quotient
+    if (rem != 0 && num < 0) q -= 1;  // C++ truncates toward zero: make it floor
     return q;
 }
 
@@ -136,18 +138,26 @@ inline i64 gelu_q(i64 u, const int32_t table[K::GELU_LAST + 1]) {
     return (u > 0 ? u : 0) - delta;
 }
 
-// bit length of v >= 1 (helper of rsqrt_q).
+// bit length of v (0 for 0), helper of rsqrt_q: a count-leading-zeros in six halving steps
+// (a priority encoder once unrolled), not a 64-step scan.
 inline int bitlen_u64(u64 v) {
     int k = 0;
-    for (int b = 0; b < 64; ++b)
-        if ((v >> b) & 1) k = b + 1;
-    return k;
+    for (int s = 32; s > 0; s >>= 1) {
+EVH_PRAGMA(HLS UNROLL)  // UG1399 "pragma HLS unroll"
+        if (v >> s) {
+            v >>= s;
+            k += s;
+        }
+    }
+    return k + int(v);  // v is now 0 or 1
 }
 
 // arithmetic.rsqrt_q with U = K::RSQRT_U_BITS (32), MF = K::RSQRT_M_FRAC (31) and
 // MB = K::RSQRT_M_BITS (17): k = bitlen(v), p = k + (k mod 2), u = v << (U-p) or v >> (p-U),
 // m = max{m : m^2 * u <= 2^(2 MF)} (bit-serial search over MB bits, m <= 2^(MB-1)),
-// sh = MF - U/2 + p/2.
+// sh = MF - U/2 + p/2. The search keeps sq = m^2 u and mu = m u, so a candidate
+// cand = m + 2^b costs shifts and adds: cand^2 u = sq + 2^(b+1) mu + 2^(2b) u (every bit of m
+// is above b), below 2^64 whenever cand <= 2^(MB-1) (then cand^2 <= 2^32, u < 2^32).
 template <class K>
 inline void rsqrt_q(i64 v, i64& m_out, int& sh_out) {
     constexpr int U = K::RSQRT_U_BITS, MF = K::RSQRT_M_FRAC, MB = K::RSQRT_M_BITS;
@@ -155,10 +165,17 @@ inline void rsqrt_q(i64 v, i64& m_out, int& sh_out) {
     const int p = k + (k & 1);
     const u64 u = p <= U ? u64(v) << (U - p) : u64(v) >> (p - U);
     const u64 lim = u64(1) << (2 * MF);
-    u64 m = 0;
+    u64 m = 0, sq = 0, mu = 0;
+rsqrt_bits:
     for (int b = MB - 1; b >= 0; --b) {
+EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline": add-compare recurrence
         const u64 cand = m | (u64(1) << b);
-        if (cand <= (u64(1) << (MB - 1)) && cand * cand * u <= lim) m = cand;
+        const u64 cand_sq = sq + (mu << (b + 1)) + (u << (2 * b));
+        if (cand <= (u64(1) << (MB - 1)) && cand_sq <= lim) {
+            m = cand;
+            sq = cand_sq;
+            mu += u << b;
+        }
     }
     m_out = i64(m);
     sh_out = MF - U / 2 + p / 2;
@@ -171,25 +188,39 @@ inline i64 ln_normalize(i64 d, i64 r, int sh, int norm_frac) {
 
 // arithmetic.layernorm_q for one row: S = sum x, d_i = D*x_i - S, V = sum d_i^2 + eps_q,
 // (r, sh) = rsqrt_q(V), n_i = round_shift(d_i * r, sh - F), y_i = requant(n_i*g_i + b_i, m, s).
-template <int D, int LN_FRAC, class K, typename XT, typename OT>
+// LANES elements per pipelined step (x, g, b, y partitioned cyclic LANES by the caller).
+template <int D, int LN_FRAC, class K, typename XT, typename OT, int LANES = 1>
 void layernorm_q(const XT x[D], const i64 g[D], const i64 b[D], i64 eps_q, i64 m, int s, int bits,
                  OT y[D]) {
     i64 sum = 0;
-    for (int i = 0; i < D; ++i) sum += x[i];
+ln_sum:
+    for (int i0 = 0; i0 < D; i0 += LANES) {
+EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline": LANES values, an adder tree
+        for (int l = 0; l < LANES; ++l)
+            if (i0 + l < D) sum += x[i0 + l];
+    }
     i64 var = eps_q;
-    for (int i = 0; i < D; ++i) {
-EVH_PRAGMA(HLS PIPELINE II = 1)
-        const i64 d = i64(D) * x[i] - sum;
-        var += d * d;
+ln_var:
+    for (int i0 = 0; i0 < D; i0 += LANES) {
+EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline"
+        for (int l = 0; l < LANES; ++l)
+            if (i0 + l < D) {
+                const i64 d = i64(D) * x[i0 + l] - sum;
+                var += d * d;
+            }
     }
     i64 r;
     int sh;
     rsqrt_q<K>(var, r, sh);
-    for (int i = 0; i < D; ++i) {
-EVH_PRAGMA(HLS PIPELINE II = 1)
-        const i64 d = i64(D) * x[i] - sum;
-        const i64 n = ln_normalize(d, r, sh, LN_FRAC);
-        y[i] = OT(requant(n * g[i] + b[i], m, s, bits));
+ln_norm:
+    for (int i0 = 0; i0 < D; i0 += LANES) {
+EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline"
+        for (int l = 0; l < LANES; ++l)
+            if (i0 + l < D) {
+                const i64 d = i64(D) * x[i0 + l] - sum;
+                const i64 n = ln_normalize(d, r, sh, LN_FRAC);
+                y[i0 + l] = OT(requant(n * g[i0 + l] + b[i0 + l], m, s, bits));
+            }
     }
 }
 
@@ -207,10 +238,16 @@ inline void topk_lower_index(const i64 t[E], int idx[K]) {
     }
 }
 
+// The exp2 table of lookup e: one table for all, or table[e] (one copy per expert, so a
+// pipelined router makes its E lookups in one cycle).
+inline const int32_t* exp_table_of(const int32_t* table, int) { return table; }
+template <int LEN>
+inline const int32_t* exp_table_of(const int32_t (*table)[LEN], int e) { return table[e]; }
+
 // arithmetic.gate_q for one token: top-k indices, then weights div_round(p_e * 2^W, sum p)
 // from the softmax over ALL experts (mx = ceil(max t / 2^F), p_e = exp2_q(t_e - mx * 2^F)).
-template <int E, int K, int F, int OUT, int W>
-inline void gate_q(const i64 t[E], int idx[K], i64 w[K], const int32_t table[1 << F]) {
+template <int E, int K, int F, int OUT, int W, typename TAB>
+inline void gate_q(const i64 t[E], int idx[K], i64 w[K], TAB table) {
     topk_lower_index<E, K>(t, idx);
     i64 tmax = t[0];
     for (int e = 1; e < E; ++e) tmax = t[e] > tmax ? t[e] : tmax;
@@ -218,7 +255,7 @@ inline void gate_q(const i64 t[E], int idx[K], i64 w[K], const int32_t table[1 <
     i64 p[E];
     i64 total = 0;
     for (int e = 0; e < E; ++e) {
-        p[e] = exp2_q<F, OUT>(t[e] - mx * (i64(1) << F), table);
+        p[e] = exp2_q<F, OUT>(t[e] - mx * (i64(1) << F), exp_table_of(table, e));
         total += p[e];
     }
     for (int k = 0; k < K; ++k) w[k] = div_round(p[idx[k]] * (i64(1) << W), total);

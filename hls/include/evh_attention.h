@@ -4,26 +4,35 @@
 // softmax is defined in) while the read bandwidth is one K and one V vector per step whatever
 // P is. Scores are produced and consumed on the fly: no N x N matrix exists anywhere.
 #pragma once
-#include "evh_arith.h"
+#include "evh_mac.h"  // ceil_div
 
 namespace evh {
 
-// One block of P query rows of head h: rows [i0, i0 + P) of Q against all keys.
+// One block of P query rows of head h: rows [i0, i0 + P) of Q against all keys. qkv is
+// partitioned cyclic QKV_BANKS >= DH in dim 2 where it is defined (evh_frame.h), so the DH
+// values of a K row and of a V row are one access per bank each (two ports).
 template <class Cfg>
 void attention_rows(const typename Cfg::act_t qkv[Cfg::N][3 * Cfg::D], int h, int i0, i64 lm,
                     int ls, typename Cfg::act_t out[Cfg::N][Cfg::D]) {
-    constexpr int P = Cfg::P, DH = Cfg::DH, N = Cfg::N, D = Cfg::D;
-// One K row and one V row (DH values each) are read per step.
-EVH_PRAGMA(HLS ARRAY_PARTITION variable = qkv cyclic factor = Cfg::DH dim = 2)
+    constexpr int P = Cfg::P, DH = Cfg::DH, N = Cfg::N, D = Cfg::D, C = Cfg::C;
     typedef typename Cfg::act_t act_t;
     typedef typename Cfg::score_t score_t;
     act_t q[P][DH], kreg[P][DH], vreg[P][DH];
-EVH_PRAGMA(HLS ARRAY_PARTITION variable = q complete dim = 0)
-EVH_PRAGMA(HLS ARRAY_PARTITION variable = kreg complete dim = 0)
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = q complete dim = 0)     // UG1399 "pragma HLS array_partition": registers
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = kreg complete dim = 0)  // (the skew register)
 EVH_PRAGMA(HLS ARRAY_PARTITION variable = vreg complete dim = 0)
     SoftmaxRow<DH> st[P];
 EVH_PRAGMA(HLS ARRAY_PARTITION variable = st complete dim = 0)
+    int32_t etab[P][1 << Cfg::EXP_F];  // one exp2 table per row: P lookups per step
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = etab complete dim = 1)
+exp2_copy:
+    for (int f = 0; f < (1 << Cfg::EXP_F); ++f) {
+EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline" (constant: per-row ROMs)
+        for (int p = 0; p < P; ++p) etab[p][f] = Cfg::EXP2_TABLE[f];
+    }
+load_q:
     for (int p = 0; p < P; ++p) {
+EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline": one query row per cycle
         online_softmax_init<DH>(st[p]);
         for (int d = 0; d < DH; ++d) {
             q[p][d] = i0 + p < N ? qkv[i0 + p][h * DH + d] : act_t(0);
@@ -33,7 +42,7 @@ EVH_PRAGMA(HLS ARRAY_PARTITION variable = st complete dim = 0)
     }
 skew_steps:
     for (int t = 0; t < N + P - 1; ++t) {
-EVH_PRAGMA(HLS PIPELINE II = 1)
+EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline"
         for (int p = P - 1; p > 0; --p)
             for (int d = 0; d < DH; ++d) {
                 kreg[p][d] = kreg[p - 1][d];
@@ -50,23 +59,21 @@ EVH_PRAGMA(HLS PIPELINE II = 1)
             score_t s = 0;  // arithmetic.matmul_exact, one (query, key) pair
             for (int d = 0; d < DH; ++d) s += score_t(q[p][d]) * score_t(kreg[p][d]);
             const i64 tl = requant(s, lm, ls, Cfg::LOGIT_BITS);
-            online_softmax_ref<DH, Cfg::EXP_F, Cfg::EXP_OUT>(st[p], tl, vreg[p], Cfg::EXP2_TABLE);
+            online_softmax_ref<DH, Cfg::EXP_F, Cfg::EXP_OUT>(st[p], tl, vreg[p], etab[p]);
         }
     }
-    for (int p = 0; p < P; ++p) {
+normalize:
+    for (int i = 0; i < P * ceil_div(DH, C); ++i) {
+EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline": C dividers, C lanes of a row
+        const int p = i / ceil_div(DH, C), d0 = (i % ceil_div(DH, C)) * C;
         if (i0 + p >= N) break;
-        for (int d = 0; d < DH; ++d)
-            out[i0 + p][h * DH + d] =
-                act_t(normalize_attention(st[p].acc[d], st[p].l, Cfg::ACT_BITS));
+        for (int u = 0; u < C; ++u) {
+            const int d = d0 + u;
+            if (d < DH)
+                out[i0 + p][h * DH + d] =
+                    act_t(normalize_attention(st[p].acc[d], st[p].l, Cfg::ACT_BITS));
+        }
     }
-}
-
-// All heads, all row blocks: attn_out[n][h*DH + d] (heads contiguous, like the golden model).
-template <class Cfg>
-void attention_engine(const typename Cfg::act_t qkv[Cfg::N][3 * Cfg::D], i64 lm, int ls,
-                      typename Cfg::act_t out[Cfg::N][Cfg::D]) {
-    for (int h = 0; h < Cfg::HEADS; ++h)
-        for (int i0 = 0; i0 < Cfg::N; i0 += Cfg::P) attention_rows<Cfg>(qkv, h, i0, lm, ls, out);
 }
 
 }  // namespace evh

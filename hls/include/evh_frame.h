@@ -7,6 +7,7 @@
 #include "evh_debug.h"
 #include "evh_layernorm.h"
 #include "evh_mac.h"
+#include "evh_model.h"
 #include "evh_moe.h"
 
 namespace evh {
@@ -40,231 +41,182 @@ EVH_PRAGMA(HLS LOOP_TRIPCOUNT min = NPIX max = NPIX)
     return n < NPIX ? ST_SHORT : (n > NPIX ? ST_LONG : 0u);
 }
 
-// Operand source and post-processing pipeline of one matrix product (runtime: one compute
-// unit serves every layer).
-enum SrcKind { SRC_PIX, SRC_LN, SRC_ATTN, SRC_HID };
+// Field LO..LO+BITS-1 of an instruction word.
+template <class Cfg>
+inline uint32_t insn_field(const ap_uint<Cfg::INSN_BITS>& w, int lo, int bits) {
+    return uint32_t(w.range(lo + bits - 1, lo).to_uint64());
+}
 
-// One job of the unified compute unit: weights, shape, rows (all nrows in order when ident,
-// else the queue of `expert`), source, epilogue and its scalars.
-struct Job {
-    LinSeg seg;
-    int k_dim, o_dim, nrows;
-    int src, epi;
-    bool ident;
-    int row_offset;   // Cfg::EPI_RESIDUAL: token = row + row_offset
-    int32_t gm, gs;   // Cfg::EPI_GELU: requant of the GELU output
-    int expert;       // queue of the expert (rows and Cfg::EPI_MOE scatter)
-};
+// The INSN_BEATS beats of instruction slot `slot` (0: the program header), one burst.
+template <class Cfg>
+ap_uint<Cfg::INSN_BITS> fetch_slot(const typename Cfg::wbeat_t* port, int slot) {
+    ap_uint<Cfg::INSN_BITS> w = 0;
+fetch_beats:
+    for (int b = 0; b < Cfg::INSN_BEATS; ++b) {
+EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline": one beat per cycle
+        w.range(Cfg::PORT_BITS * b + Cfg::PORT_BITS - 1, Cfg::PORT_BITS * b) =
+            port[uint32_t(slot) * Cfg::INSN_BEATS + uint32_t(b)];
+    }
+    return w;
+}
 
-inline Job make_job(const LinSeg& seg, int k_dim, int o_dim, int nrows, int src, int epi) {
-    const Job j = {seg, k_dim, o_dim, nrows, src, epi, true, 0, 1, 0, 0};
+// Instruction j of the program (slot j + 1), decoded with derive's field layout.
+template <class Cfg>
+Insn decode(const typename Cfg::wbeat_t* port, int j) {
+    const ap_uint<Cfg::INSN_BITS> w = fetch_slot<Cfg>(port, j + 1);
+#define EVH_F(name, NAME) in.name = insn_field<Cfg>(w, Cfg::ISA_##NAME##_LO, Cfg::ISA_##NAME##_BITS)
+    Insn in;
+    EVH_F(op, OP); EVH_F(epi, EPI); EVH_F(src, SRC); EVH_F(dst, DST); EVH_F(flags, FLAGS);
+    EVH_F(k, K); EVH_F(out, OUT); EVH_F(rows, ROWS); EVH_F(row0, ROW0); EVH_F(index, INDEX);
+    EVH_F(a0, A0); EVH_F(a1, A1); EVH_F(a2, A2); EVH_F(a3, A3); EVH_F(stride, STRIDE);
+#undef EVH_F
+    return in;
+}
+
+// The matrix job of a MATMUL: the task's router (a0, a2 + task * stride), the queue length
+// of expert `index` as rows when gathering or scattering, the GELU output requant (a3).
+template <class Cfg>
+Job make_job(const typename Cfg::wbeat_t* port, const Insn& in, int task,
+             const typename Cfg::Act& a) {
+    const uint32_t step = (in.flags & Cfg::FLAG_TASK) ? uint32_t(task) * in.stride : 0u;
+    Job j;
+    j.w = in.a0 + step;
+    j.b = in.a1;
+    j.q = in.a2 == NONE ? NONE : in.a2 + step;
+    j.k_dim = in.k;
+    j.o_dim = in.out;
+    j.gather = (in.flags & Cfg::FLAG_GATHER) != 0;
+    j.scatter = (in.flags & Cfg::FLAG_SCATTER) != 0;
+    j.expert = j.gather || j.scatter ? in.index : 0;
+    j.nrows = j.gather || j.scatter ? int(a.queue_counts[in.index]) : in.rows;
+    j.row0 = in.row0;
+    j.src = in.src;
+    j.epi = in.epi;
+    j.gm = 1;
+    j.gs = 0;
+    if (in.epi == Cfg::EPI_GELU) read_rq<Cfg>(port, in.a3, 0, j.gm, j.gs);
     return j;
 }
 
-// Gather process: streams the job's rows of its source buffer into the MAC array.
+// LOAD_RES: the initial residual tokens (position embedding, class token), D words a row.
 template <class Cfg>
-void gather(const typename Cfg::pix_t pix[Cfg::PATCHES][Cfg::PATCH_DIM],
-            const typename Cfg::act_t ln[Cfg::N][Cfg::D],
-            const typename Cfg::act_t attn[Cfg::N][Cfg::D],
-            const typename Cfg::act_t hid[Cfg::N][Cfg::HID],
-            const typename Cfg::tok_idx_t rows[Cfg::MOE_N], const Job& j, XStream<Cfg>& xs) {
-    typedef typename Cfg::act_t act_t;
-    if (j.src == SRC_PIX)
-        gather_rows<Cfg, typename Cfg::pix_t, Cfg::PATCH_DIM>(pix, rows, j.ident, j.nrows,
-                                                               j.k_dim, j.o_dim, xs);
-    else if (j.src == SRC_LN)
-        gather_rows<Cfg, act_t, Cfg::D>(ln, rows, j.ident, j.nrows, j.k_dim, j.o_dim, xs);
-    else if (j.src == SRC_ATTN)
-        gather_rows<Cfg, act_t, Cfg::D>(attn, rows, j.ident, j.nrows, j.k_dim, j.o_dim, xs);
-    else
-        gather_rows<Cfg, act_t, Cfg::HID>(hid, rows, j.ident, j.nrows, j.k_dim, j.o_dim, xs);
-}
-
-// Epilogue process: the job's post-processing pipeline writes its destination buffer.
-template <class Cfg>
-void epilogue(const Job& j, HeadStream<Cfg>& hs, AccStream<Cfg>& as,
-              typename Cfg::res_t res[Cfg::N][Cfg::D],
-              typename Cfg::act_t qkv[Cfg::N][3 * Cfg::D],
-              typename Cfg::act_t hid[Cfg::N][Cfg::HID],
-              typename Cfg::logit_t logits[Cfg::MOE_N][Cfg::E],
-              typename Cfg::moe_t macc[Cfg::MOE_N][Cfg::D],
-              const typename Cfg::tok_idx_t qtok[Cfg::MOE_N],
-              const typename Cfg::slot_t qslot[Cfg::MOE_N],
-              const typename Cfg::gw_t gate_w[Cfg::MOE_N][Cfg::TOPK]) {
-    if (j.epi == Cfg::EPI_REQUANT_ACT)
-        epi_requant<Cfg::ACT_BITS>(hs, as, j.o_dim, j.nrows, qkv);
-    else if (j.epi == Cfg::EPI_RESIDUAL)
-        epi_residual<Cfg>(hs, as, j.o_dim, j.nrows, j.row_offset, res);
-    else if (j.epi == Cfg::EPI_GELU)
-        epi_gelu<Cfg>(hs, as, j.o_dim, j.nrows, j.gm, j.gs, hid);
-    else if (j.epi == Cfg::EPI_REQUANT_LOGIT)
-        epi_requant<Cfg::LOGIT_BITS>(hs, as, j.o_dim, j.nrows, logits);
-    else
-        epi_moe<Cfg>(hs, as, j.o_dim, j.nrows, qtok, qslot, gate_w, macc);
-}
-
-// The unified compute unit: gather -> R x C MAC array (weight tiles double-buffered from
-// DRAM) -> epilogue, one DATAFLOW region, ONE function for every matrix product of the model.
-template <class Cfg>
-void linear(const typename Cfg::wbeat_t* port, const Job& j, typename Cfg::Act& a) {
-EVH_PRAGMA(HLS DATAFLOW)
-    XStream<Cfg> xs("xs");
-    HeadStream<Cfg> hs("hs");
-    AccStream<Cfg> as("as");
-EVH_PRAGMA(HLS STREAM variable = xs depth = 4)
-EVH_PRAGMA(HLS STREAM variable = hs depth = 2)
-EVH_PRAGMA(HLS STREAM variable = as depth = Cfg::R)
-    gather<Cfg>(a.pixels, a.ln_out, a.attn_out, a.hidden, a.queue_tokens[j.expert], j, xs);
-    mac_unit<Cfg>(port, j.seg, j.k_dim, j.o_dim, j.nrows, a.weight_tiles_x2, xs, hs, as);
-    epilogue<Cfg>(j, hs, as, a.residual, a.qkv, a.hidden, a.gate_logits, a.moe_acc, a.queue_tokens[j.expert],
-                  a.queue_slots[j.expert], a.gate_weights);
-}
-
-// Modeled cycles of one matrix product: MAC k-steps, plus the first weight tile's load (the
-// later tiles load behind the computation of the previous one).
-template <class Cfg>
-uint64_t mac_cycles(const Job& j) {
-    const uint64_t tiles = uint64_t(ceil_div(j.o_dim, Cfg::C)) * ceil_div(j.nrows, Cfg::R);
-    const uint64_t steps = tiles * j.k_dim;
-    return steps + uint64_t(j.k_dim) * Cfg::RB;  // a pre-tiled slab: K rows of RB beats
-}
-
-// Run one job on the compute unit; returns its modeled cycles.
-template <class Cfg>
-uint64_t run_job(const typename Cfg::wbeat_t* port, const Job& j, typename Cfg::Act& a) {
-    linear<Cfg>(port, j, a);
-    return mac_cycles<Cfg>(j);
-}
-
-// Patch embedding: residual = initial tokens, then residual_add of the patches' products.
-template <class Cfg, class Off>
-void embed(const typename Cfg::wbeat_t* port, typename Cfg::Act& a, uint64_t& cyc) {
+void load_residual(const typename Cfg::wbeat_t* port, uint32_t seg, typename Cfg::Act& a) {
     uint32_t w[Cfg::D];
-    for (int n = 0; n < Cfg::N; ++n) {  // LOAD_RES: position embedding (+ class token)
-        read_words<Cfg, Cfg::D>(port, Off::init, uint32_t(n * Cfg::D), Cfg::D, w);
-        for (int d = 0; d < Cfg::D; ++d) a.residual[n][d] = typename Cfg::res_t(word_i32(w[d]));
-    }
-    Job j = make_job(Off::patch, Cfg::PATCH_DIM, Cfg::D, Cfg::PATCHES, SRC_PIX, Cfg::EPI_RESIDUAL);
-    j.row_offset = Cfg::CLASS_TOKEN ? 1 : 0;
-    cyc += run_job<Cfg>(port, j, a);
-    EVH_DUMP2("embed", 0, a.residual, Cfg::N, Cfg::D);
-}
-
-// ln1 -> QKV -> attention engine -> projection + residual.
-template <class Cfg, class Off>
-void attention_block(const typename Cfg::wbeat_t* port, int i, typename Cfg::Act& a, uint64_t& cyc) {
-    layernorm_rows<Cfg>(port, Off::ln1[i], a.residual, Cfg::ACT_BITS, a.ln_out);
-    EVH_DUMP2("blocks.%d.ln1", i, a.ln_out, Cfg::N, Cfg::D);
-    cyc += uint64_t(Cfg::N) * Cfg::D * 2;
-    const Job qkv = make_job(Off::qkv[i], Cfg::D, 3 * Cfg::D, Cfg::N, SRC_LN, Cfg::EPI_REQUANT_ACT);
-    cyc += run_job<Cfg>(port, qkv, a);
-    EVH_DUMP2("blocks.%d.qkv", i, a.qkv, Cfg::N, 3 * Cfg::D);
-    int32_t lm, ls;
-    read_rq<Cfg>(port, Off::logit_q[i], 0, lm, ls);
-    attention_engine<Cfg>(a.qkv, lm, ls, a.attn_out);
-    cyc += uint64_t(Cfg::HEADS) * ceil_div(Cfg::N, Cfg::P) * (Cfg::N + Cfg::P - 1);
-    EVH_DUMP2("blocks.%d.attn", i, a.attn_out, Cfg::N, Cfg::D);
-    const Job proj = make_job(Off::proj[i], Cfg::D, Cfg::D, Cfg::N, SRC_ATTN, Cfg::EPI_RESIDUAL);
-    cyc += run_job<Cfg>(port, proj, a);
-    EVH_DUMP2("blocks.%d.res1", i, a.residual, Cfg::N, Cfg::D);
-}
-
-// Dense MLP: fc1 + GELU epilogue, fc2 + residual epilogue.
-template <class Cfg, class Off>
-void mlp_block(const typename Cfg::wbeat_t* port, int i, typename Cfg::Act& a, uint64_t& cyc) {
-    Job j = make_job(Off::fc1[i], Cfg::D, Cfg::MLP, Cfg::N, SRC_LN, Cfg::EPI_GELU);
-    read_rq<Cfg>(port, Off::gelu_q[i], 0, j.gm, j.gs);
-    cyc += run_job<Cfg>(port, j, a);
-    EVH_DUMP2("blocks.%d.hidden", i, a.hidden, Cfg::N, Cfg::MLP);
-    const Job fc2 = make_job(Off::fc2[i], Cfg::MLP, Cfg::D, Cfg::N, SRC_HID, Cfg::EPI_RESIDUAL);
-    cyc += run_job<Cfg>(port, fc2, a);
-}
-
-// MoE: router (task's gate) -> queues -> each used expert once: efc1 + GELU on its queued
-// tokens, efc2 + gate-weighted scatter-accumulate -> one requant into the residual.
-template <class Cfg, class Off>
-void moe_block(const typename Cfg::wbeat_t* port, int i, int task, typename Cfg::Act& a, uint64_t& cyc) {
-    const Job gate = make_job(Off::gate[i][task], Cfg::D, Cfg::E, Cfg::N, SRC_LN, Cfg::EPI_REQUANT_LOGIT);
-    cyc += run_job<Cfg>(port, gate, a);
-    EVH_DUMP2("blocks.%d.gate_logits", i, a.gate_logits, Cfg::N, Cfg::E);
-    router<Cfg>(a.gate_logits, a.gate_idx, a.gate_weights);
-    EVH_DUMP2("blocks.%d.gate_idx", i, a.gate_idx, Cfg::N, Cfg::TOPK);
-    EVH_DUMP2("blocks.%d.gate_w", i, a.gate_weights, Cfg::N, Cfg::TOPK);
-    build_queues<Cfg>(a.gate_idx, a.queue_tokens, a.queue_slots, a.queue_counts);
-    for (int n = 0; n < Cfg::N; ++n)
-        for (int d = 0; d < Cfg::D; ++d) a.moe_acc[n][d] = 0;
-    int32_t gm, gs;
-    read_rq<Cfg>(port, Off::gelu_q[i], 0, gm, gs);
-experts:
-    for (int e = 0; e < Cfg::E; ++e) {
-        const int cnt = a.queue_counts[e];
-        if (cnt == 0) continue;  // unused expert: its weights are never read
-        Job fc1 = make_job(Off::efc1[i][e], Cfg::D, Cfg::EH, cnt, SRC_LN, Cfg::EPI_GELU);
-        fc1.ident = false;  // gather the expert's queued tokens
-        fc1.expert = e;
-        fc1.gm = gm;
-        fc1.gs = gs;
-        Job fc2 = make_job(Off::efc2[i][e], Cfg::EH, Cfg::D, cnt, SRC_HID, Cfg::EPI_MOE);
-        fc2.expert = e;  // compact hidden rows 0..cnt-1, scattered back to their tokens
-        cyc += run_job<Cfg>(port, fc1, a);
-        cyc += run_job<Cfg>(port, fc2, a);
-    }
-    EVH_DUMP2("blocks.%d.moe_acc", i, a.moe_acc, Cfg::N, Cfg::D);
-    uint32_t qw[Cfg::D];
-    read_words<Cfg, Cfg::D>(port, Off::moe_q[i], 0, Cfg::D, qw);
-    for (int n = 0; n < Cfg::N; ++n)
+load_res_rows:
+    for (int n = 0; n < Cfg::N; ++n) {
+        read_words<Cfg, Cfg::D>(port, seg, uint32_t(n * Cfg::D), Cfg::D, w);
+    load_res_cols:
         for (int d = 0; d < Cfg::D; ++d) {
-EVH_PRAGMA(HLS PIPELINE II = 1)
+EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline"
+            a.residual[n][d] = typename Cfg::res_t(word_i32(w[d]));
+        }
+    }
+}
+
+// MOE_COMBINE: residual = residual_add(residual, MoE sums, m_d, s_d), C lanes per cycle.
+template <class Cfg>
+void moe_combine_rows(const typename Cfg::wbeat_t* port, uint32_t seg, typename Cfg::Act& a) {
+    uint32_t qw[Cfg::D];
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = qw cyclic factor = Cfg::C dim = 1)  // [PART] C lanes
+    read_words<Cfg, Cfg::D>(port, seg, 0, Cfg::D, qw);
+combine_steps:
+    for (int i = 0; i < Cfg::N * ceil_div(Cfg::D, Cfg::C); ++i) {
+EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline"
+        const int n = i / ceil_div(Cfg::D, Cfg::C), d0 = (i % ceil_div(Cfg::D, Cfg::C)) * Cfg::C;
+        for (int c = 0; c < Cfg::C; ++c) {  // UG1399 "pragma HLS unroll" (inside PIPELINE)
+            const int d = d0 + c;
+            if (d >= Cfg::D) continue;
             int32_t m, s;
             word_rq(qw[d], m, s);
             const i64 y = residual_add(a.residual[n][d], a.moe_acc[n][d], m, s, Cfg::RES_BITS);
             a.residual[n][d] = typename Cfg::res_t(y);
         }
+    }
 }
 
-// Stream the output tokens (final LayerNorm output, or the residual), tlast on the last one.
-template <class Cfg, typename T>
-void write_tokens(hls::stream<typename Cfg::tok_beat>& m_axis, const T y[Cfg::N][Cfg::D],
-                  uint64_t& cyc) {
-    for (int n = 0; n < Cfg::N; ++n)
-        for (int d = 0; d < Cfg::D; ++d) {
-EVH_PRAGMA(HLS PIPELINE II = 1)
-            typename Cfg::tok_beat b;
-            b.data = ap_int<Cfg::TOK_BITS>(i64(y[n][d]));
-            b.keep = -1;
-            b.strb = -1;
-            b.last = (n == Cfg::N - 1 && d == Cfg::D - 1) ? 1 : 0;
-            m_axis.write(b);
-            ++cyc;
-        }
+// QUEUES: per-expert queues from the router's choices; clears the MoE sums.
+template <class Cfg>
+void queues(typename Cfg::Act& a) {
+    build_queues<Cfg>(a.gate_idx, a.queue_tokens, a.queue_slots, a.queue_counts);
+clear_moe:
+    for (int i = 0; i < Cfg::MOE_N * ceil_div(Cfg::D, Cfg::C); ++i) {
+EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline"
+        const int n = i / ceil_div(Cfg::D, Cfg::C), d0 = (i % ceil_div(Cfg::D, Cfg::C)) * Cfg::C;
+        for (int c = 0; c < Cfg::C; ++c)
+            if (d0 + c < Cfg::D) a.moe_acc[n][d0 + c] = 0;
+    }
 }
 
-// The whole encoder on one received frame.
+// OUTPUT: stream the tokens of `src` (LN_OUT or RESIDUAL), tlast on the last one.
+template <class Cfg>
+void write_tokens(hls::stream<typename Cfg::tok_beat>& m_axis, int src, const typename Cfg::Act& a) {
+out_beats:
+    for (int i = 0; i < Cfg::N * Cfg::D; ++i) {
+EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline": one beat per cycle
+        const int n = i / Cfg::D, d = i % Cfg::D;
+        typename Cfg::tok_beat b;
+        b.data = ap_int<Cfg::TOK_BITS>(src == Cfg::BUF_LN_OUT ? i64(a.ln_out[n][d])
+                                                               : i64(a.residual[n][d]));
+        b.keep = -1;
+        b.strb = -1;
+        b.last = i == Cfg::N * Cfg::D - 1 ? 1 : 0;
+        m_axis.write(b);
+    }
+}
+
+// Execute one instruction: one call site per unit (linear() for every MATMUL).
+template <class Cfg>
+void execute(const typename Cfg::wbeat_t* port, const Insn& in, int task, typename Cfg::Act& a,
+             hls::stream<typename Cfg::tok_beat>& m_axis) {
+    if (in.op == Cfg::OP_MATMUL) {
+        const Job j = make_job<Cfg>(port, in, task, a);
+        if (j.nrows > 0) linear<Cfg>(port, j, a);  // an unused expert's weights are never read
+    } else if (in.op == Cfg::OP_LAYERNORM) {
+        const NormSeg seg = {in.a0, in.a1, in.a3, in.a2};
+        layernorm_rows<Cfg>(port, seg, a.residual, Cfg::ACT_BITS, a.ln_out);
+    } else if (in.op == Cfg::OP_ATTENTION) {
+        int32_t lm, ls;
+        read_rq<Cfg>(port, in.a2, 0, lm, ls);
+        attention_rows<Cfg>(a.qkv, in.index, in.row0, lm, ls, a.attn_out);
+    } else if (in.op == Cfg::OP_LOAD_RES) {
+        load_residual<Cfg>(port, in.a0, a);
+    } else if (in.op == Cfg::OP_ROUTE) {
+        router<Cfg>(a.gate_logits, a.gate_idx, a.gate_weights);
+    } else if (in.op == Cfg::OP_QUEUES) {
+        queues<Cfg>(a);
+    } else if (in.op == Cfg::OP_MOE_COMBINE) {
+        moe_combine_rows<Cfg>(port, in.a2, a);
+    } else if (in.op == Cfg::OP_OUTPUT) {
+        write_tokens<Cfg>(m_axis, in.src, a);
+    }
+}
+
+// The whole program on one received frame: the instruction count from the header, then each
+// instruction fetched, decoded and executed in order; returns the modeled cycles
+// (hls_model_cycles, the per-loop table of edgevit_hw/program/perf.py).
 template <class Cfg, class Off>
-void run_model(const typename Cfg::wbeat_t* port, int task, typename Cfg::Act& a,
-               hls::stream<typename Cfg::tok_beat>& m_axis, uint64_t& cyc) {
-    embed<Cfg, Off>(port, a, cyc);
-blocks:
-    for (int i = 0; i < Cfg::DEPTH; ++i) {
-        attention_block<Cfg, Off>(port, i, a, cyc);
-        layernorm_rows<Cfg>(port, Off::ln2[i], a.residual, Cfg::ACT_BITS, a.ln_out);
-        EVH_DUMP2("blocks.%d.ln2", i, a.ln_out, Cfg::N, Cfg::D);
-        if (Cfg::MOE_N == Cfg::N && Cfg::IS_MOE[i])
-            moe_block<Cfg, Off>(port, i, task, a, cyc);
-        else
-            mlp_block<Cfg, Off>(port, i, a, cyc);
-        EVH_DUMP2("blocks.%d.res2", i, a.residual, Cfg::N, Cfg::D);
+uint64_t run_program(const typename Cfg::wbeat_t* port, int task, typename Cfg::Act& a,
+                     hls::stream<typename Cfg::tok_beat>& m_axis) {
+    const int count = int(insn_field<Cfg>(fetch_slot<Cfg>(port, 0), Cfg::HEAD_COUNT_LO, 32));
+    uint64_t cyc = 0;
+program_loop:
+    for (int j = 0; j < count; ++j) {
+EVH_PRAGMA(HLS LOOP_TRIPCOUNT max = 1024)  // UG1399 "pragma HLS loop_tripcount"
+        const Insn in = decode<Cfg>(port, j);
+        execute<Cfg>(port, in, task, a, m_axis);
+        cyc += insn_cycles<Cfg>(in, a);
+        EVH_DUMP_AFTER(Off, j, a);
     }
-    if (Cfg::FINAL_NORM) {
-        layernorm_rows<Cfg>(port, Off::norm, a.residual, Cfg::ACT_BITS, a.ln_out);
-        EVH_DUMP2("norm", 0, a.ln_out, Cfg::N, Cfg::D);
-        write_tokens<Cfg>(m_axis, a.ln_out, cyc);
-    } else {
-        write_tokens<Cfg>(m_axis, a.residual, cyc);
-    }
+    return cyc;
 }
 
-// Frame loop: `frames` frames; counters and sticky status for the control registers.
+// Frame loop: `frames` frames; counters and sticky status for the control registers. The
+// on-chip buffers are defined here, and partitioned here (UG1399 "pragma HLS array_partition":
+// where the array is defined; "pragma HLS disaggregate": the struct's members become
+// separate memories). Dim 2 cyclic C: an epilogue writes C lanes of a row, the gather reads
+// min(R, C) consecutive columns, LayerNorm reads C lanes; qkv cyclic QKV_BANKS (a multiple
+// of C and of the head width DH), so one K row and one V row (DH values each) read per step
+// of the attention engine are one access per bank and port.
 template <class Cfg, class Off>
 void frame_controller(hls::stream<typename Cfg::pix_beat>& s_axis,
                       hls::stream<typename Cfg::tok_beat>& m_axis,
@@ -272,10 +224,25 @@ void frame_controller(hls::stream<typename Cfg::pix_beat>& s_axis,
                       uint32_t& status, uint32_t& frames_ok, uint32_t& frames_bad,
                       uint64_t& cycles) {
     static typename Cfg::Act a;
+EVH_PRAGMA(HLS DISAGGREGATE variable = a)
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.pixels cyclic factor = Cfg::C dim = 2)
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.residual cyclic factor = Cfg::C dim = 2)
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.ln_out cyclic factor = Cfg::C dim = 2)
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.qkv cyclic factor = Cfg::QKV_BANKS dim = 2)
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.attn_out cyclic factor = Cfg::C dim = 2)
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.hidden cyclic factor = Cfg::C dim = 2)
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.moe_acc cyclic factor = Cfg::C dim = 2)
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.gate_logits complete dim = 2)   // E per token
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.gate_idx complete dim = 2)      // TOPK per token
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.gate_weights complete dim = 2)  // TOPK per token
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.queue_counts complete dim = 1)  // any e per cycle
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.weight_tiles_x2 complete dim = 1)  // parity halves
+EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.weight_tiles_x2 complete dim = 3)  // C lanes
     uint32_t st = 0, ok = 0, bad = 0;
     uint64_t cyc = 0;
 frames_loop:
     for (uint32_t f = 0; f < frames; ++f) {
+EVH_PRAGMA(HLS LOOP_TRIPCOUNT max = 1)  // UG1399 "pragma HLS loop_tripcount": per frame
         uint32_t err = read_frame<Cfg>(s_axis, a.pixels, cyc);
         if (task >= uint32_t(Cfg::TASKS)) err |= ST_BAD_TASK;
         if (err) {
@@ -283,7 +250,8 @@ frames_loop:
             ++bad;
             continue;  // no output tokens for this frame
         }
-        run_model<Cfg, Off>(port, int(task), a, m_axis, cyc);
+        cyc += Cfg::PIPE_DEPTH;  // read_frame counted its beats
+        cyc += run_program<Cfg, Off>(port, int(task), a, m_axis);
         ++ok;
     }
     status = st;

@@ -40,13 +40,11 @@ struct axis_beat {
 };
 #endif
 
-// Beat offsets of one matrix product in the weight image (NONE: segment absent).
-struct LinSeg {
-    uint32_t w;  // weights [O][K], packed weights_per_beat per beat
-    uint32_t b;  // biases [O] (32- or 64-bit words), NONE = no bias
-    uint32_t q;  // requantization words [O]: m | s << 24, NONE = no requantization here
+// One instruction of the program (edgevit_hw.program.isa), decoded: field names as in derive.
+struct Insn {
+    int op, epi, src, dst, flags, k, out, rows, row0, index;
+    uint32_t a0, a1, a2, a3, stride;
 };
-constexpr uint32_t NONE = 0xFFFFFFFFu;
 
 // Beat offsets of one LayerNorm: gamma [D] (32-bit), beta [D] (64-bit), eps (64-bit), m|s<<24.
 struct NormSeg {
@@ -59,20 +57,38 @@ struct XBeat {
     typename Cfg::xin_t v[Cfg::R];
 };
 
-// Per output tile: first column, valid columns, requantization constants (m, s) per column.
+// One k-row of a column slab's weights: C lanes.
+template <class Cfg>
+struct WRow {
+    typename Cfg::w_t v[Cfg::C];
+};
+
+// The biases of one column slab (0 where the layer has none or past its outputs).
+template <class Cfg>
+struct BiasRow {
+    typename Cfg::acc_t v[Cfg::C];
+};
+
+// Per column slab, to the epilogue: valid columns, requantization constants (m, s) per column.
 template <class Cfg>
 struct TileHead {
-    int col0;
     int ncols;
     int32_t m[Cfg::C];
     int32_t s[Cfg::C];
 };
 
-// One token row of an output tile leaving the MAC array (bias already added, exact).
+// One row of a slab leaving the MAC array (bias already added, exact).
 template <class Cfg>
 struct AccRow {
-    int row;  // index into the row list the tile was built from
     typename Cfg::acc_t v[Cfg::C];
+};
+
+// Where a row of the job goes, forwarded by the gather (which reads the expert queues) to the
+// epilogue: destination token row, and its gate weight when scattering to the MoE sums.
+template <class Cfg>
+struct RowDst {
+    typename Cfg::tok_idx_t tok;
+    typename Cfg::gw_t gw;
 };
 
 }  // namespace evh

@@ -49,6 +49,8 @@ EVH_PRAGMA(HLS UNROLL)
     }
 }
 
+constexpr uint32_t NONE = 0xFFFFFFFFu;  // an absent segment (edgevit_hw.program.isa.NONE)
+
 // Decoders of words already read: a signed 32-bit value, a 64-bit value (lo, hi), a
 // requantization word (m | s << 24).
 inline i64 word_i32(uint32_t w) { return i64(int32_t(w)); }
@@ -58,34 +60,60 @@ inline void word_rq(uint32_t w, int32_t& m, int32_t& s) {
     s = int32_t(w >> 24);
 }
 
-// Burst-read the column slab of outputs [o0, o0 + C) into the tile buffer: the image holds it
-// pre-tiled (program/image.py), K rows of C lanes in RB = Cfg::RB beats each, so this is a
-// plain copy, one beat per cycle, the (k, beat-in-row) counters stepping without a divider.
-// Lanes past the layer's outputs are zeros in the image.
+// Burst-copy the K weight rows of column slab t (outputs [t*C, t*C + C)) to the MAC array:
+// the image holds the slab pre-tiled (program/image.py), K rows of C lanes in RB = Cfg::RB
+// beats each, so one beat per cycle, a row leaving with its last beat. Lanes past the
+// layer's outputs are zeros in the image.
 template <class Cfg>
-void load_weight_tile(const typename Cfg::wbeat_t* port, uint32_t seg, int k_dim, int o0,
-                      typename Cfg::w_t wt[Cfg::MAX_K][Cfg::C]) {
+void load_slab_rows(const typename Cfg::wbeat_t* port, uint32_t seg, int k_dim, int t,
+                    hls::stream<WRow<Cfg>>& ws) {
     constexpr int WPB = Cfg::WPB, WB = Cfg::WB, RB = Cfg::RB;
-    const uint32_t base = seg + uint32_t(o0 / Cfg::C) * uint32_t(k_dim) * RB;
+    const uint32_t base = seg + uint32_t(t) * uint32_t(k_dim) * RB;
     const uint32_t nbeats = uint32_t(k_dim) * RB;
-    int k = 0, rb = 0;
+    WRow<Cfg> row;
+    int rb = 0;
 load_beats:
     for (uint32_t i = 0; i < nbeats; ++i) {
-EVH_PRAGMA(HLS PIPELINE II = 1)
+EVH_PRAGMA(HLS PIPELINE II = 1)  // [PIPE] UG1399 "pragma HLS pipeline": one beat per cycle
 EVH_PRAGMA(HLS LOOP_TRIPCOUNT max = Cfg::MAX_K * Cfg::RB)
         const typename Cfg::wbeat_t beat = port[base + i];
         for (int j = 0; j < WPB; ++j) {
-EVH_PRAGMA(HLS UNROLL)
+EVH_PRAGMA(HLS UNROLL)  // UG1399 "pragma HLS unroll": the beat's lanes in parallel
             const int c = rb * WPB + j;
             if (c < Cfg::C) {
                 ap_int<WB> lane = beat.range(WB * j + WB - 1, WB * j);
-                wt[k][c] = typename Cfg::w_t(lane.to_int());
+                row.v[c] = typename Cfg::w_t(lane.to_int());
             }
         }
         if (++rb == RB) {
             rb = 0;
-            ++k;
+            ws.write(row);
         }
+    }
+}
+
+// Biases (32- or 64-bit words, 0 when the layer has none) and requantization constants
+// (m = 1, s = 0 when none) of the C columns of slab t; columns past o_dim get 0 and (1, 0).
+template <class Cfg>
+void load_slab_head(const typename Cfg::wbeat_t* port, uint32_t bseg, uint32_t qseg, int o_dim,
+                    int t, typename Cfg::acc_t bias[Cfg::C], TileHead<Cfg>& head) {
+    constexpr int BW = Cfg::BIAS64 ? 2 : 1;  // words per bias
+    const int o0 = t * Cfg::C;
+    const int ncols = o_dim - o0 < Cfg::C ? o_dim - o0 : Cfg::C;
+    uint32_t bw[2 * Cfg::C], qw[Cfg::C];
+    if (bseg != NONE) read_words<Cfg, 2 * Cfg::C>(port, bseg, uint32_t(BW * o0), BW * ncols, bw);
+    if (qseg != NONE) read_words<Cfg, Cfg::C>(port, qseg, uint32_t(o0), ncols, qw);
+    head.ncols = ncols;
+    for (int c = 0; c < Cfg::C; ++c) {
+EVH_PRAGMA(HLS UNROLL)  // UG1399 "pragma HLS unroll": C columns (registers)
+        const bool on = c < ncols;
+        bias[c] = 0;
+        if (on && bseg != NONE)
+            bias[c] = typename Cfg::acc_t(Cfg::BIAS64 ? word_i64(bw[2 * c], bw[2 * c + 1])
+                                                      : word_i32(bw[c]));
+        head.m[c] = 1;
+        head.s[c] = 0;
+        if (on && qseg != NONE) word_rq(qw[c], head.m[c], head.s[c]);
     }
 }
 
