@@ -20,6 +20,9 @@ UNIT_CLASSES = (  # (unit, module, Component class), in dependency order
     ("layernorm", "edgevit_hw.rtl.layernorm", "LayerNormUnit"),
     ("router", "edgevit_hw.rtl.router", "MoeRouter"),
     ("expert_queues", "edgevit_hw.rtl.expert_queues", "ExpertQueueBuilder"),
+    ("axi_read", "edgevit_hw.rtl.axi_read", "AxiReadMaster"),
+    ("axi_lite", "edgevit_hw.rtl.axi_lite", "AxiLiteRegs"),
+    ("top", "edgevit_hw.rtl.top", "Top"),
 )
 
 

@@ -61,14 +61,15 @@ def _locked(folder: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def export(unit: str, hw: HwParams) -> tuple[Path, Path]:
-    """``(verilog, derived_json)`` of ``unit`` for ``hw`` (cached)."""
+def export(unit: str, hw: HwParams, folder: Path | None = None) -> tuple[Path, Path]:
+    """``(verilog, derived_json)`` of ``unit`` for ``hw`` (cached in ``folder``, by default
+    :func:`build_dir`)."""
     from edgevit_hw.rtl.export import top_name, unit_verilog
     from edgevit_hw.rtl.params import write_hw_json
 
     from edgevit_hw.flow import write_files
 
-    folder = build_dir(unit, hw)
+    folder = folder or build_dir(unit, hw)
     with _locked(folder):
         js = write_hw_json(hw, folder / "derived.json")
         vfile = folder / f"{top_name(unit)}.v"
@@ -89,7 +90,8 @@ def lint(unit: str, hw: HwParams) -> subprocess.CompletedProcess:
 
 
 def build(unit: str, hw: HwParams):
-    """Compile the unit with Verilator (once per build folder); returns the runner."""
+    """Compile the unit with Verilator (once per build folder); returns the runner and the
+    build folder (named once, so sources edited meanwhile cannot split build and run)."""
     from cocotb_tools.runner import VerilatorControlFile, get_runner
     from edgevit_hw.rtl.export import top_name
 
@@ -100,8 +102,8 @@ def build(unit: str, hw: HwParams):
     # -Os for these wide datapaths; benchmarks/bench_rtl.py sets EVH_VL_OPT=-O2 for speed.
     opt = os.environ.get("EVH_VL_OPT", "-O1")
     os.environ["MAKEFLAGS"] = f"CFG_CXXFLAGS_PCH_I=-include OPT_FAST={opt} OPT_SLOW=-O0"
-    vfile, _ = export(unit, hw)
     folder = build_dir(unit, hw)
+    vfile, _ = export(unit, hw, folder)
     runner = get_runner("verilator")
     with _locked(folder), step(f"compiling {top_name(unit)} with Verilator"):
         runner.build(
@@ -111,7 +113,7 @@ def build(unit: str, hw: HwParams):
             build_args=["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"],
             always=False,
         )
-    return runner
+    return runner, folder
 
 
 def run_bench(unit: str, hw: HwParams, module: str, seed: int, **env: str) -> Path:
@@ -120,9 +122,8 @@ def run_bench(unit: str, hw: HwParams, module: str, seed: int, **env: str) -> Pa
     from cocotb_tools.check_results import get_results
     from edgevit_hw.rtl.export import top_name
 
-    runner = build(unit, hw)
-    folder = build_dir(unit, hw)
-    _, js = export(unit, hw)
+    runner, folder = build(unit, hw)
+    _, js = export(unit, hw, folder)
     tag = env.pop("tag", "run")
     with step(f"simulating {top_name(unit)}: {module} (cocotb + Verilator)"):
         results = runner.test(

@@ -16,6 +16,9 @@ UNITS = {
     "attention": ("attn_p2", dict(attn_rows=2, model={"embed_dim": 16, "heads": 2})),
     "router": ("router_e4k2", {}),
     "expert_queues": ("router_e4k2", {}),
+    "axi_read": ("micro_moe", {}),
+    "axi_lite": ("micro_moe", {}),
+    "top": ("micro_moe", {}),
 }
 
 

@@ -357,6 +357,9 @@ class Streams:
     words_per_beat: int  # 32-bit parameter words per m_axi beat
     slab_row_beats: int  # beats of one k-row of a C-column weight slab (C lanes, padded)
     bias_word_bits: int  # a bias in the DRAM image: one 32-bit word, or two when wider
+    act_lanes: int  # elements per word of an on-chip activation row in the RTL: a multiple of
+    # mac_rows, mac_cols and head_dim (so a tile row, an operand segment and a head's q/k/v
+    # vector never straddle words) and at least `experts` (a token's gate logits in one word)
 
 
 # ------------------------------------------------------------------ instruction format ----
@@ -476,6 +479,11 @@ def hw_from_json(text: str) -> HwParams:
     return hw_from_dict(json.loads(text))
 
 
+def _act_lanes(a: ArithParams, rows: int, cols: int) -> int:
+    base = math.lcm(rows, cols, a.head_dim)
+    return base * math.ceil(a.experts / base)
+
+
 @cache
 def derive(spec: Spec) -> HwParams:
     """Every derived number of the accelerator for ``spec``."""
@@ -491,6 +499,7 @@ def derive(spec: Spec) -> HwParams:
         words_per_beat=port // WORD_BITS,
         slab_row_beats=math.ceil(hw.mac_cols / (port // q.weight_bits)),
         bias_word_bits=WORD_BITS if q.bias_bits <= WORD_BITS else 2 * WORD_BITS,
+        act_lanes=_act_lanes(a, hw.mac_rows, hw.mac_cols),
     )
     return HwParams(
         spec_name=spec.name,

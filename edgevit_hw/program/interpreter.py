@@ -56,12 +56,18 @@ class Interpreter:
 
     def run(self, patches: np.ndarray, task: int) -> np.ndarray:
         """``patches`` [patches, patch_dim] pixels in patch order; returns the output tokens."""
+        *_, m = self.steps(patches, task)
+        return m.tokens
+
+    def steps(self, patches: np.ndarray, task: int):
+        """The machine after each instruction, in program order (the trace a hardware run is
+        compared with, instruction by instruction, to find where the two part ways)."""
         m = Machine(self.hw, task)
         self.queue_counts = []
         m.bufs[Buf.PIXELS] = np.asarray(patches, I64)
         for insn in self.insns:
             getattr(self, f"op_{insn.OP.name.lower()}")(m, insn)
-        return m.tokens
+            yield m
 
     # ------------------------------------------------------------------- opcodes ----
 

@@ -1,0 +1,328 @@
+"""The accelerator's core: the sequencer that runs the compiled program on the units.
+
+A run (``start``) reads the program header from beat 0 of the DRAM image and checks magic,
+version and spec hash (else STATUS.bad_program and the run ends). Then, per frame: the task id
+is checked (< tasks), one frame of pixels is received from ``s_axis`` (the frame check of
+:func:`edgevit_hw.program.streams.receive`); a frame that fails either is dropped whole (its
+STATUS bit set, FRAMES_DROPPED + 1) and the next frame follows. A good frame runs the program:
+fetch an instruction (``insn_beats`` beats from beat ``(1 + pc) * insn_beats``), decode its
+fields (widths and offsets from ``HwParams.isa``), start its engine, wait for it to finish.
+A DRAM read answered with an error (``rd_error``) sets STATUS.axi_read_error; the instruction
+in progress finishes on the data it got (its control fields were read cleanly), the reader is
+flushed at the next fetch and the frame is dropped before its OUTPUT. An unknown opcode sets
+STATUS.bad_program, drops the frame and ends the run. ``frames`` = 0 runs until reset. The
+task id is read at a frame's first pixel: the host sets TASK before it sends the frame.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Elaboratable, Module, Mux, Signal
+from edgevit_hw.rtl.actmem import ActMemories
+from edgevit_hw.rtl.attention import AttentionEngine
+from edgevit_hw.rtl.compute_unit import ComputeUnit
+from edgevit_hw.rtl.dram import DramClient, DramWords
+from edgevit_hw.rtl.engines import (
+    AttentionFeeder,
+    LayerNormEngine,
+    LoadResidual,
+    OutputEngine,
+    PixelInput,
+    RouteQueues,
+)
+from edgevit_hw.rtl.expert_queues import ExpertQueueBuilder
+from edgevit_hw.rtl.layernorm import LayerNormUnit
+from edgevit_hw.rtl.matmul_engine import MatmulEngine
+from edgevit_hw.rtl.router import MoeRouter
+
+from edgevit_hw.core.derive import HwParams
+from edgevit_hw.program import isa
+from edgevit_hw.program.isa import Op
+from edgevit_hw.program.regmap import COUNTED_UNITS, STATUS_FIELDS
+
+STATUS_BIT = {f.name: f.bit for f in STATUS_FIELDS}
+UNIT_BIT = {u: i for i, u in enumerate(COUNTED_UNITS)}
+
+
+class Ins:
+    """The decoded fields of the instruction register (comb, from ``HwParams.isa``)."""
+
+    def __init__(self, hw: HwParams):
+        self.word = Signal(hw.isa.insn_bits)
+        for f in hw.isa.fields:
+            setattr(self, f.name, Signal(f.bits, name=f"ins_{f.name}"))
+
+    def decode(self, m: Module, hw: HwParams) -> None:
+        for f in hw.isa.fields:
+            m.d.comb += getattr(self, f.name).eq(self.word[f.offset : f.offset + f.bits])
+
+
+class Core(Elaboratable):
+    """Members (plain signals, wired by :class:`rtl.top.Top`): ``req`` / ``data`` /
+    ``rd_error`` / ``flush`` / ``rd_idle`` (the AXI read master), the pixel and token streams
+    of :class:`PixelInput` / :class:`OutputEngine`, and the control block's ``start``,
+    ``task``, ``frames``, ``idle``, ``done``, ``status_set``, ``frame_ok``, ``frame_dropped``,
+    ``frame_cycles``, ``busy``, ``stall``; ``pc`` is the instruction being run (debug)."""
+
+    def __init__(self, hw: HwParams, req, data):
+        self.hw = hw
+        self.req, self.data = req, data
+        self.rd_error, self.flush, self.rd_idle = Signal(), Signal(), Signal()
+        self.rd_beat, self.rd_wait = Signal(), Signal()
+        self.start, self.task, self.frames = Signal(), Signal(32), Signal(32)
+        self.idle, self.done = Signal(), Signal()
+        self.status_set = Signal(len(STATUS_FIELDS))
+        self.frame_ok, self.frame_dropped = Signal(), Signal()
+        self.frame_cycles = Signal(64)
+        self.busy, self.stall = Signal(len(COUNTED_UNITS)), Signal(len(COUNTED_UNITS))
+        self.pc = Signal(16)
+        self.insn_start = Signal()
+        self._combine = Signal()
+        self.frame_task = Signal(32)  # TASK as it was at the frame's first pixel
+        self._build()
+
+    def _build(self) -> None:
+        hw = self.hw
+        self.ins = Ins(hw)
+        self.mem = ActMemories(hw)
+        self.cu, self.attn = ComputeUnit(hw), AttentionEngine(hw)
+        self.ln, self.router, self.builder = (
+            LayerNormUnit(hw),
+            MoeRouter(hw),
+            ExpertQueueBuilder(hw),
+        )
+        names = ("seq", "ldres", "ln", "attn", "mm")
+        self.clients = {n: DramClient(hw, n) for n in names}
+        c, mem, ins = self.clients, self.mem, self.ins
+        self.pix = PixelInput(hw, mem)
+        self.ldres = LoadResidual(hw, ins, c["ldres"], mem)
+        self.lne = LayerNormEngine(hw, ins, c["ln"], mem, self.ln)
+        self.atte = AttentionFeeder(hw, ins, c["attn"], mem, self.attn)
+        self.rq = RouteQueues(hw, mem, self.router, self.builder)
+        self.mm = MatmulEngine(hw, ins, self.frame_task, c["mm"], mem, self.cu, self.rq)
+        self.out = OutputEngine(hw, ins, mem)
+
+    def elaborate(self, platform):
+        m = Module()
+        sub = m.submodules
+        sub.mem, sub.cu, sub.attn, sub.ln, sub.router = (
+            self.mem,
+            self.cu,
+            self.attn,
+            self.ln,
+            self.router,
+        )
+        sub.builder, sub.pix, sub.ldres, sub.lne, sub.atte = (
+            self.builder,
+            self.pix,
+            self.ldres,
+            self.lne,
+            self.atte,
+        )
+        sub.rq, sub.mm, sub.out = self.rq, self.mm, self.out
+        sub.dram = DramWords(self.hw, list(self.clients.values()), self.req, self.data)
+        self.ins.decode(m, self.hw)
+        self._sequencer(m)
+        self._counters(m)
+        return m
+
+    # -------------------------------------------------------------------- sequencer ----
+
+    def _sequencer(self, m: Module) -> None:
+        hw = self.hw
+        self.count = Signal(32)
+        self.nframe = Signal(32)
+        self.rd_err = Signal()
+        self.run_frame = Signal()
+        with m.If(self.rd_error):
+            m.d.sync += self.rd_err.eq(1)
+            m.d.comb += self.status_set[STATUS_BIT["axi_read_error"]].eq(1)
+        with m.FSM(name="seq"):
+            with m.State("IDLE"):
+                m.d.comb += self.idle.eq(1)
+                with m.If(self.start):
+                    m.d.sync += [self.nframe.eq(0), self.rd_err.eq(0)]
+                    m.next = "HDR"
+            self._fetch_states(m, "HDR", 0, "HDR_CHECK", "HDR_FLUSH")
+            with m.State("HDR_CHECK"):
+                self._header_check(m)
+            with m.State("HDR_FLUSH"):
+                self._flush(m, "HDR_DONE")
+            with m.State("HDR_DONE"):
+                m.d.comb += [self.status_set[STATUS_BIT["bad_program"]].eq(1), self.done.eq(1)]
+                m.next = "IDLE"
+            self._frame_states(m)
+            self._fetch_states(
+                m, "FETCH_REQ", (1 + self.pc) * hw.isa.insn_beats, "DISPATCH", "DROP_FLUSH"
+            )
+            with m.State("DISPATCH"):
+                self._dispatch(m)
+            with m.State("EXEC"):
+                m.d.comb += self.run_frame.eq(1)
+                with m.If(self._engine_done()):
+                    m.d.sync += self.pc.eq(self.pc + 1)
+                    m.next = "FETCH"
+
+    def _fetch_states(self, m: Module, name: str, addr, then: str, flush: str) -> None:
+        """``name``: request one instruction slot at beat ``addr``; ``name``_WAIT shifts its
+        beats into the instruction register (first beat lowest)."""
+        hw, d = self.hw, self.clients["seq"]
+        port, nb = hw.streams.port_bits, hw.isa.insn_beats
+        left = Signal(range(nb + 1), name=f"{name}_left")
+        with m.State(name):
+            m.d.comb += d.active.eq(1)
+            d.request(m, addr, nb)
+            m.d.sync += left.eq(nb)
+            with m.If(d.req_ready):
+                m.next = f"{name}_WAIT"
+        with m.State(f"{name}_WAIT"):
+            m.d.comb += [d.active.eq(1), d.beat_ready.eq(1)]
+            with m.If(d.beat_valid):
+                word = self.ins.word
+                m.d.sync += [
+                    word.eq((word >> port) | (d.beat << ((nb - 1) * port))),
+                    left.eq(left - 1),
+                ]
+                with m.If(left == 1):
+                    m.next = then
+            with m.If(self.rd_err | self.rd_error):
+                m.next = flush
+
+    def _header_check(self, m: Module) -> None:
+        hw, w = self.hw, self.ins.word
+        head = {k: w[32 * i : 32 * i + 32] for i, k in enumerate(isa.HEADER)}
+        ok = (head["magic"] == isa.MAGIC) & (head["version"] == isa.VERSION)
+        ok &= head["hash32"] == hw.hash32
+        m.d.sync += self.count.eq(head["count"])
+        with m.If(ok & ~self.rd_err):
+            m.next = "FRAME"
+        with m.Else():
+            m.next = "HDR_DONE"
+
+    def _flush(self, m: Module, then: str) -> None:
+        flushed = Signal(name=f"flushed_{then.lower()}")
+        m.d.comb += self.flush.eq(~flushed)
+        m.d.sync += flushed.eq(1)
+        with m.If(flushed & self.rd_idle):
+            m.d.sync += flushed.eq(0)
+            m.next = then
+
+    def _frame_states(self, m: Module) -> None:
+        a, pix = self.hw.arith, self.pix
+        task = Mux(pix.first, self.task, self.frame_task)
+        bad_task = task >= a.tasks
+        with m.State("FRAME"):
+            with m.If((self.frames != 0) & (self.nframe == self.frames)):
+                m.d.comb += self.done.eq(1)
+                m.next = "IDLE"
+            with m.Else():
+                m.d.comb += pix.start.eq(1)
+                m.d.sync += self.rd_err.eq(0)
+                m.next = "PIXELS"
+        with m.State("PIXELS"):
+            with m.If(pix.done):
+                m.d.sync += self.nframe.eq(self.nframe + 1)
+                st = self.status_set
+                m.d.comb += [
+                    st[STATUS_BIT["short_frame"]].eq(pix.short),
+                    st[STATUS_BIT["long_frame"]].eq(pix.long),
+                    st[STATUS_BIT["bad_task"]].eq(bad_task & ~pix.short & ~pix.long),
+                ]
+                with m.If(pix.short | pix.long | bad_task):
+                    m.d.comb += self.frame_dropped.eq(1)
+                    m.next = "FRAME"
+                with m.Else():
+                    m.d.sync += self.pc.eq(0)
+                    m.next = "FETCH"
+        with m.State("FETCH"):
+            m.d.comb += self.run_frame.eq(1)
+            with m.If(self.rd_err):
+                m.next = "DROP_FLUSH"
+            with m.Elif(self.pc == self.count):
+                m.d.comb += self.frame_ok.eq(1)
+                m.next = "FRAME"
+            with m.Else():
+                m.next = "FETCH_REQ"
+        with m.State("DROP_FLUSH"):
+            self._flush(m, "DROP")
+        with m.State("DROP"):
+            m.d.comb += self.frame_dropped.eq(1)
+            m.next = "FRAME"
+        with m.State("BAD_OP"):
+            m.d.comb += [
+                self.frame_dropped.eq(1),
+                self.done.eq(1),
+                self.status_set[STATUS_BIT["bad_program"]].eq(1),
+            ]
+            m.next = "IDLE"
+
+    def _starts(self):
+        return {
+            Op.LOAD_RES: [self.ldres.start],
+            Op.MATMUL: [self.mm.start],
+            Op.LAYERNORM: [self.lne.start],
+            Op.ATTENTION: [self.atte.start],
+            Op.ROUTE: [self.rq.start_route],
+            Op.QUEUES: [self.rq.start_queues],
+            Op.MOE_COMBINE: [self.mm.start],
+            Op.OUTPUT: [self.out.start],
+        }
+
+    def _dispatch(self, m: Module) -> None:
+        m.d.comb += [self.run_frame.eq(1), self.insn_start.eq(1)]
+        with m.Switch(self.ins.op):
+            for op, sigs in self._starts().items():
+                with m.Case(op):
+                    m.d.comb += [s.eq(1) for s in sigs]
+                    m.next = "EXEC"
+            with m.Default():
+                m.next = "BAD_OP"
+        with m.If(self.ins.op == Op.MOE_COMBINE):
+            m.d.sync += self._combine.eq(1)
+        with m.Else():
+            m.d.sync += self._combine.eq(0)
+
+    def _engine_done(self):
+        return (
+            self.ldres.done
+            | self.mm.done
+            | self.lne.done
+            | self.atte.done
+            | self.rq.done
+            | self.out.done
+        )
+
+    # --------------------------------------------------------------------- counters ----
+
+    def _counters(self, m: Module) -> None:
+        now = self.insn_start & (self.ins.op == Op.MOE_COMBINE)
+        m.d.comb += self.mm.combine.eq(self._combine | now)
+        cyc = Signal(64)
+        on = Signal()
+        with m.If(self.pix.first):
+            m.d.sync += [cyc.eq(1), on.eq(1), self.frame_task.eq(self.task)]
+        with m.Elif(on):
+            m.d.sync += cyc.eq(cyc + 1)
+        with m.If(self.frame_ok | self.frame_dropped):
+            m.d.sync += [on.eq(0), self.frame_cycles.eq(cyc + 1)]
+        ops = self.cu.ops
+        busy = {
+            "compute": ops.valid & ops.ready,
+            "attention": self.atte_busy(),
+            "layernorm": self.ln.inp.valid | self.ln.out.valid,
+            "router": self.router.inp.valid | self.router.out.valid,
+            "queues": self.builder.out.valid,
+            "weight_port": self.rd_beat,
+        }
+        stall = {
+            "compute": self.mm.busy & ~(ops.valid & ops.ready),
+            "attention": 0,
+            "layernorm": self.ln.inp.valid & ~self.ln.inp.ready,
+            "router": self.router.inp.valid & ~self.router.inp.ready,
+            "queues": 0,
+            "weight_port": self.rd_wait,
+        }
+        for u, i in UNIT_BIT.items():
+            m.d.comb += [self.busy[i].eq(busy[u]), self.stall[i].eq(stall[u])]
+
+    def atte_busy(self):
+        return self.attn.q.valid | self.attn.kv.valid | self.attn.out.valid

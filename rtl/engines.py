@@ -1,0 +1,612 @@
+"""The top's small engines: pixels in, LOAD_RES, LAYERNORM, ATTENTION, ROUTE / QUEUES, OUTPUT.
+
+Each engine takes a one-cycle ``start`` while the sequencer holds the decoded instruction
+(``ins``) stable, and pulses ``done`` when its last result is written. Element streams walk a
+buffer row-major with a :class:`Cursor` (word address and lane kept incrementally, so no
+division by the lane count is built). Memory reads have one cycle of latency; a stage register
+with the read port's enable held low under back-pressure keeps every stream lossless.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.lib.memory import Memory
+from edgevit_hw.rtl.actmem import lane_select, row_words
+from edgevit_hw.rtl.dram import word_span
+
+from edgevit_hw.core.derive import HwParams
+from edgevit_hw.program.image import RQ_SHIFT
+from edgevit_hw.program.isa import Buf
+
+ELEM_BUFS = (Buf.RESIDUAL, Buf.LN_OUT, Buf.ATTN_OUT, Buf.HIDDEN)
+
+
+class Cursor:
+    """Row-major walk over ``rows`` x ``cols`` elements of a buffer with ``wpr`` words per row
+    and ``lanes`` lanes per word: ``addr``, ``lane``, ``col``, ``row``, ``last``, ``done``."""
+
+    def __init__(self, name: str, rows: int, cols: int, wpr: int, lanes: int):
+        self.rows, self.cols, self.wpr, self.lanes = rows, cols, wpr, lanes
+        self.addr = Signal(16, name=f"{name}_addr")
+        self.lane = Signal(range(lanes), name=f"{name}_lane")
+        self.col = Signal(range(cols + 1), name=f"{name}_col")
+        self.row = Signal(range(rows + 1), name=f"{name}_row")
+        self.base = Signal(16, name=f"{name}_base")
+
+    @property
+    def done(self):
+        return self.row == self.rows
+
+    @property
+    def last(self):
+        return (self.row == self.rows - 1) & (self.col == self.cols - 1)
+
+    @property
+    def row_last(self):
+        return self.col == self.cols - 1
+
+    def reset(self, m: Module) -> None:
+        m.d.sync += [
+            self.addr.eq(0),
+            self.lane.eq(0),
+            self.col.eq(0),
+            self.row.eq(0),
+            self.base.eq(0),
+        ]
+
+    def step(self, m: Module) -> None:
+        with m.If(self.col == self.cols - 1):
+            nb = self.base + self.wpr
+            m.d.sync += [
+                self.col.eq(0),
+                self.lane.eq(0),
+                self.row.eq(self.row + 1),
+                self.base.eq(nb),
+                self.addr.eq(nb),
+            ]
+        with m.Else():
+            m.d.sync += self.col.eq(self.col + 1)
+            with m.If(self.lane == self.lanes - 1):
+                m.d.sync += [self.lane.eq(0), self.addr.eq(self.addr + 1)]
+            with m.Else():
+                m.d.sync += self.lane.eq(self.lane + 1)
+
+
+def one_hot_lane(m: Module, client, lane, value) -> None:
+    """Comb: write ``value`` into lane ``lane`` of the client's word (mask one bit)."""
+    for i in range(len(client.mask)):
+        m.d.comb += client.data[i].eq(value)
+    m.d.comb += client.mask.eq(Const(1, len(client.mask)) << lane)
+
+
+def requant_fields(word):
+    return word[:RQ_SHIFT], word[RQ_SHIFT : RQ_SHIFT + 8]
+
+
+# ----------------------------------------------------------------------------- pixels ----
+
+
+class PixelInput(Elaboratable):
+    """``start`` ... receives one frame from ``s_axis`` into the pixel buffer; then ``done``
+    with ``short`` / ``long`` telling the frame check (beats through the first tlast; a frame
+    with too many beats is drained to its tlast). ``first`` pulses on the frame's first beat."""
+
+    def __init__(self, hw: HwParams, mem):
+        self.hw = hw
+        self.tdata, self.tvalid = Signal(hw.streams.pixel_bits), Signal()
+        self.tready, self.tlast = Signal(), Signal()
+        self.wr = mem.write_client("pix", (Buf.PIXELS,), hw.streams.pixel_bits + 1)
+        self.start, self.done, self.first = Signal(), Signal(), Signal()
+        self.short, self.long = Signal(), Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        a, L = self.hw.arith, self.hw.streams.act_lanes
+        cur = Cursor("pix", a.patches, a.patch_dim, row_words(self.hw, Buf.PIXELS), L)
+        on, seen = Signal(), Signal()
+        with m.If(self.start):
+            m.d.sync += [on.eq(1), seen.eq(0)]
+            cur.reset(m)
+        m.d.comb += self.tready.eq(on)
+        beat = on & self.tvalid
+        with m.If(beat):
+            m.d.comb += self.first.eq(~seen)
+            m.d.sync += seen.eq(1)
+            with m.If(~cur.done):
+                m.d.comb += [
+                    self.wr.buf.eq(Buf.PIXELS),
+                    self.wr.addr.eq(cur.addr),
+                    self.wr.en.eq(1),
+                ]
+                one_hot_lane(m, self.wr, cur.lane, self.tdata)
+                cur.step(m)
+            with m.If(self.tlast):
+                m.d.sync += on.eq(0)
+                m.d.comb += [
+                    self.done.eq(1),
+                    self.short.eq(~cur.last & ~cur.done),
+                    self.long.eq(cur.done),
+                ]
+        return m
+
+
+# --------------------------------------------------------------------------- LOAD_RES ----
+
+
+class LoadResidual(Elaboratable):
+    """LOAD_RES: tokens x embed_dim 32-bit words from ``a0`` into the residual buffer."""
+
+    def __init__(self, hw: HwParams, ins, dram, mem):
+        self.hw, self.ins, self.dram = hw, ins, dram
+        self.wr = mem.write_client("ldres", (Buf.RESIDUAL,), hw.arith.res_bits)
+        self.start, self.done = Signal(), Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        a, d = self.hw.arith, self.dram
+        cur = Cursor(
+            "ldres",
+            a.tokens,
+            a.embed_dim,
+            row_words(self.hw, Buf.RESIDUAL),
+            self.hw.streams.act_lanes,
+        )
+        n = a.tokens * a.embed_dim
+        with m.FSM(name="ldres"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    cur.reset(m)
+                    m.next = "REQ"
+            with m.State("REQ"):
+                m.d.comb += d.active.eq(1)
+                addr, beats, skip = word_span(self.hw, self.ins.a0, 0, n)
+                d.request(m, addr, beats, skip, n)
+                with m.If(d.req_ready):
+                    m.next = "WORDS"
+            with m.State("WORDS"):
+                m.d.comb += d.active.eq(1)
+                with m.If(d.word_valid):
+                    m.d.comb += [
+                        self.wr.buf.eq(Buf.RESIDUAL),
+                        self.wr.addr.eq(cur.addr),
+                        self.wr.en.eq(1),
+                    ]
+                    one_hot_lane(m, self.wr, cur.lane, d.word.as_signed())
+                    cur.step(m)
+                    with m.If(cur.last):
+                        m.d.comb += self.done.eq(1)
+                        m.next = "IDLE"
+        return m
+
+
+# -------------------------------------------------------------------------- LAYERNORM ----
+
+
+class LayerNormEngine(Elaboratable):
+    """LAYERNORM: gamma [D] (32-bit), beta [D] (64-bit), eps (64-bit) and the requant word
+    from DRAM; then every token row of ``src`` through the LayerNorm unit into ``dst``."""
+
+    def __init__(self, hw: HwParams, ins, dram, mem, unit):
+        self.hw, self.ins, self.dram, self.unit = hw, ins, dram, unit
+        a = hw.arith
+        self.rd = mem.read_client("ln_src", (Buf.RESIDUAL,), a.res_bits)
+        self.wr = mem.write_client("ln_dst", (Buf.LN_OUT,), a.act_bits)
+        self.start, self.done = Signal(), Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        a = self.hw.arith
+        self.g = Memory(shape=signed(a.ln_gamma_bits), depth=a.embed_dim, init=[])
+        self.b = Memory(shape=signed(a.bias_bits), depth=a.embed_dim, init=[])
+        m.submodules.g, m.submodules.b = self.g, self.b
+        self.m_, self.s_ = Signal(a.mult_bits), Signal(8)
+        self.eps = Signal(a.ln_var_bits)
+        m.d.comb += [self.unit.eps.eq(self.eps), self.unit.m.eq(self.m_), self.unit.s.eq(self.s_)]
+        self.go = Signal()
+        self._params(m)
+        self._feed(m)
+        self._drain(m)
+        return m
+
+    def _params(self, m: Module) -> None:
+        ins, d, a = self.ins, self.dram, self.hw.arith
+        D = a.embed_dim
+        i = Signal(16)
+        lo = Signal(32)
+        gw, bw = self.g.write_port(), self.b.write_port()
+        loads = (("G", ins.a0, D), ("B", ins.a1, 2 * D), ("E", ins.a3, 2), ("Q", ins.a2, 1))
+        with m.FSM(name="ln_params"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.next = "G"
+            for n, (name, base, count) in enumerate(loads):
+                nxt = loads[n + 1][0] if n + 1 < len(loads) else "RUN"
+                with m.State(name):
+                    m.d.comb += d.active.eq(1)
+                    m.d.sync += i.eq(0)
+                    addr, beats, skip = word_span(self.hw, base, 0, count)
+                    d.request(m, addr, beats, skip, count)
+                    with m.If(d.req_ready):
+                        m.next = f"{name}_W"
+                with m.State(f"{name}_W"):
+                    m.d.comb += d.active.eq(1)
+                    with m.If(d.word_valid):
+                        m.d.sync += [i.eq(i + 1), lo.eq(d.word)]
+                        self._param_word(m, name, i, lo, d.word, gw, bw)
+                        with m.If(i == count - 1):
+                            m.next = nxt
+            with m.State("RUN"):
+                m.d.comb += self.go.eq(1)
+                with m.If(self.done):
+                    m.next = "IDLE"
+
+    def _param_word(self, m, name, i, lo, word, gw, bw) -> None:
+        a = self.hw.arith
+        if name == "G":
+            m.d.comb += [gw.en.eq(1), gw.addr.eq(i), gw.data.eq(word.as_signed())]
+        elif name == "B":
+            with m.If(i[0]):
+                m.d.comb += [bw.en.eq(1), bw.addr.eq(i >> 1), bw.data.eq(Cat(lo, word).as_signed())]
+        elif name == "E":
+            with m.If(i[0]):
+                m.d.sync += self.eps.eq(Cat(lo, word)[: a.ln_var_bits])
+        else:
+            mm, ss = requant_fields(word)
+            m.d.sync += [self.m_.eq(mm), self.s_.eq(ss)]
+
+    def _feed(self, m: Module) -> None:
+        a, L = self.hw.arith, self.hw.streams.act_lanes
+        cur = Cursor("ln_in", a.tokens, a.embed_dim, row_words(self.hw, Buf.RESIDUAL), L)
+        inp = self.unit.inp
+        gr, br = self.g.read_port(), self.b.read_port()
+        v, lane, last = Signal(), Signal(range(L)), Signal()
+        adv = ~v | inp.ready
+        issue = self.go & ~cur.done & adv
+        with m.If(self.start):
+            cur.reset(m)
+        with m.If(adv):
+            m.d.sync += v.eq(self.go & ~cur.done)
+        m.d.comb += [
+            self.rd.buf.eq(Buf.RESIDUAL),
+            self.rd.addr.eq(cur.addr),
+            self.rd.en.eq(issue),
+            gr.addr.eq(cur.col),
+            gr.en.eq(issue),
+            br.addr.eq(cur.col),
+            br.en.eq(issue),
+        ]
+        with m.If(issue):
+            m.d.sync += [lane.eq(cur.lane), last.eq(cur.row_last)]
+            cur.step(m)
+        x = lane_select(m, self.rd.data, lane, a.res_bits, "ln_x")
+        m.d.comb += [
+            inp.valid.eq(v),
+            inp.payload.x.eq(x),
+            inp.payload.g.eq(gr.data),
+            inp.payload.b.eq(br.data),
+            inp.payload.last.eq(last),
+        ]
+
+    def _drain(self, m: Module) -> None:
+        a, L = self.hw.arith, self.hw.streams.act_lanes
+        cur = Cursor("ln_out", a.tokens, a.embed_dim, row_words(self.hw, Buf.LN_OUT), L)
+        out = self.unit.out
+        with m.If(self.start):
+            cur.reset(m)
+        m.d.comb += out.ready.eq(1)
+        with m.If(out.valid):
+            m.d.comb += [self.wr.buf.eq(Buf.LN_OUT), self.wr.addr.eq(cur.addr), self.wr.en.eq(1)]
+            one_hot_lane(m, self.wr, cur.lane, out.payload.y)
+            cur.step(m)
+            with m.If(cur.last):
+                m.d.comb += self.done.eq(1)
+
+
+# -------------------------------------------------------------------------- ATTENTION ----
+
+
+def head_table(m: Module, hw: HwParams, head, col0: int, name: str):
+    """(word, lane offset) of head ``head``'s vector at column ``col0 + head*dh`` of a row."""
+    a, L = hw.arith, hw.streams.act_lanes
+    word, off = Signal(16, name=f"{name}_word"), Signal(range(L), name=f"{name}_off")
+    with m.Switch(head):
+        for h in range(a.heads):
+            c = col0 + h * a.head_dim
+            with m.Case(h):
+                m.d.comb += [word.eq(c // L), off.eq(c % L)]
+    return word, off
+
+
+def vec_window(m: Module, hw: HwParams, data, off, name: str) -> list[Signal]:
+    """head_dim lanes of a word from lane ``off`` (a multiple of head_dim)."""
+    a, L = hw.arith, hw.streams.act_lanes
+    dh = a.head_dim
+    out = [Signal(signed(a.act_bits), name=f"{name}_{i}") for i in range(dh)]
+    with m.Switch(off):
+        for o in range(0, L, dh):
+            with m.Case(o):
+                m.d.comb += [out[i].eq(data[o + i]) for i in range(dh)]
+    return out
+
+
+class AttentionFeeder(Elaboratable):
+    """ATTENTION (head ``index``, rows ``row0 ..``, at most P): the logit requant word, P query
+    rows (zeros past ``rows``), then every token's (k, v) into the attention engine; its P
+    output rows go to ATTN_OUT (the first ``rows`` of them)."""
+
+    def __init__(self, hw: HwParams, ins, dram, mem, unit):
+        self.hw, self.ins, self.dram, self.unit = hw, ins, dram, unit
+        a = hw.arith
+        self.rq = mem.read_client("at_qk", (Buf.QKV,), a.act_bits)
+        self.rv = mem.read_client("at_v", (Buf.QKV,), a.act_bits)
+        self.wr = mem.write_client("at_out", (Buf.ATTN_OUT,), a.act_bits)
+        self.start, self.done = Signal(), Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        a, hw = self.hw.arith, self.hw
+        lm, ls = Signal(a.mult_bits), Signal(8)
+        m.d.comb += [self.unit.logit_m.eq(lm), self.unit.logit_s.eq(ls)]
+        d, ins = self.dram, self.ins
+        go = Signal()
+        with m.FSM(name="attn"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.next = "REQ"
+            with m.State("REQ"):
+                m.d.comb += d.active.eq(1)
+                addr, beats, skip = word_span(hw, ins.a2, 0, 1)
+                d.request(m, addr, beats, skip, 1)
+                with m.If(d.req_ready):
+                    m.next = "WORD"
+            with m.State("WORD"):
+                m.d.comb += d.active.eq(1)
+                with m.If(d.word_valid):
+                    mm, ss = requant_fields(d.word)
+                    m.d.sync += [lm.eq(mm), ls.eq(ss)]
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += go.eq(1)
+                with m.If(self.done):
+                    m.next = "IDLE"
+        self._feed(m, go)
+        self._drain(m)
+        return m
+
+    def _feed(self, m: Module, go) -> None:
+        hw, a, ins = self.hw, self.hw.arith, self.ins
+        P, N, D = hw.attn_rows, a.tokens, a.embed_dim
+        wpr = row_words(hw, Buf.QKV)
+        qw, qo = head_table(m, hw, ins.index, 0, "aq")
+        kw, ko = head_table(m, hw, ins.index, D, "ak")
+        vw, vo = head_table(m, hw, ins.index, 2 * D, "av")
+        j = Signal(16)  # q rows 0..P-1, then keys P..P+N-1
+        base = Signal(16)
+        v, isq, zero, last = Signal(), Signal(), Signal(), Signal()
+        qs, kv = self.unit.q, self.unit.kv
+        ready = Mux(isq, qs.ready, kv.ready)
+        adv = ~v | ready
+        more = go & (j < P + N)
+        issue = adv & more
+        with m.If(self.start):
+            m.d.sync += [j.eq(0), base.eq(0)]
+        with m.If(adv):
+            m.d.sync += v.eq(more)
+        inq = j < P
+        row_addr = Mux(inq, (ins.row0 + j) * wpr + qw, base + kw)
+        m.d.comb += [
+            self.rq.buf.eq(Buf.QKV),
+            self.rq.addr.eq(row_addr),
+            self.rq.en.eq(issue),
+            self.rv.buf.eq(Buf.QKV),
+            self.rv.addr.eq(base + vw),
+            self.rv.en.eq(issue & ~inq),
+        ]
+        with m.If(issue):
+            m.d.sync += [
+                j.eq(j + 1),
+                isq.eq(inq),
+                zero.eq(inq & (j >= ins.rows)),
+                last.eq(j == P + N - 1),
+            ]
+            with m.If(~inq):
+                m.d.sync += base.eq(base + wpr)
+        qv = vec_window(m, hw, self.rq.data, Mux(isq, qo, ko), "aqk")
+        vv = vec_window(m, hw, self.rv.data, vo, "av")
+        m.d.comb += [qs.valid.eq(v & isq), kv.valid.eq(v & ~isq), kv.payload.last.eq(last)]
+        for i in range(a.head_dim):
+            m.d.comb += [
+                qs.payload.q[i].eq(Mux(zero, 0, qv[i])),
+                kv.payload.k[i].eq(qv[i]),
+                kv.payload.v[i].eq(vv[i]),
+            ]
+
+    def _drain(self, m: Module) -> None:
+        hw, a, ins = self.hw, self.hw.arith, self.ins
+        P, L, dh = hw.attn_rows, hw.streams.act_lanes, a.head_dim
+        wpr = row_words(hw, Buf.ATTN_OUT)
+        ow, oo = head_table(m, hw, ins.index, 0, "ao")
+        p = Signal(range(P + 1))
+        out = self.unit.out
+        with m.If(self.start):
+            m.d.sync += p.eq(0)
+        m.d.comb += out.ready.eq(1)
+        wr = self.wr
+        m.d.comb += [
+            wr.buf.eq(Buf.ATTN_OUT),
+            wr.addr.eq((ins.row0 + p) * wpr + ow),
+            wr.en.eq(out.valid & (p < ins.rows)),
+        ]
+        with m.Switch(oo):
+            for o in range(0, L, dh):
+                with m.Case(o):
+                    for i in range(dh):
+                        m.d.comb += [wr.data[o + i].eq(out.payload.o[i]), wr.mask[o + i].eq(1)]
+        with m.If(out.valid):
+            m.d.sync += p.eq(p + 1)
+            with m.If(p == P - 1):
+                m.d.comb += self.done.eq(1)
+
+
+# ------------------------------------------------------------------- ROUTE / QUEUES ----
+
+
+class RouteQueues(Elaboratable):
+    """ROUTE: every token's gate logits through the router; its top-k gate weights go to the
+    gate-weight memory (token * k + slot) and its choices to the queue builder. QUEUES: the
+    builder's entries into the queue memory (expert e's i-th entry at e * tokens + i) and the
+    per-expert ``counts``; then the MoE sums are cleared. ``addr`` / ``en`` -> ``token``,
+    ``slot`` (next cycle) and ``gw_port`` are read by the matmul engine."""
+
+    def __init__(self, hw: HwParams, mem, router, builder):
+        self.hw, self.router, self.builder = hw, router, builder
+        a = hw.arith
+        self.rd = mem.read_client("route_in", (Buf.GATE_LOGITS,), a.logit_bits)
+        self.clr = mem.write_client("moe_clear", (Buf.MOE_ACC,), 1)
+        self.start_route, self.start_queues, self.done = Signal(), Signal(), Signal()
+        self.counts = Array(Signal(a.count_bits, name=f"count_{e}") for e in range(a.experts))
+        self.addr, self.en = Signal(16), Signal()
+        self.token, self.slot = Signal(a.token_index_bits), Signal(a.slot_bits)
+        self.qmem = Memory(
+            shape=unsigned(a.token_index_bits + a.slot_bits), depth=a.experts * a.tokens, init=[]
+        )
+        self.gwmem = Memory(
+            shape=unsigned(a.gate_weight_word_bits), depth=a.tokens * a.top_k, init=[]
+        )
+        self.gw_port = self.gwmem.read_port()
+
+    def elaborate(self, platform):
+        m = Module()
+        a = self.hw.arith
+        m.submodules.qmem, m.submodules.gwmem = self.qmem, self.gwmem
+        qr = self.qmem.read_port()
+        m.d.comb += [
+            qr.addr.eq(self.addr),
+            qr.en.eq(self.en),
+            self.token.eq(qr.data),
+            self.slot.eq(qr.data >> a.token_index_bits),
+        ]
+        self._route(m)
+        self._queues(m)
+        return m
+
+    def _route(self, m: Module) -> None:
+        a, hw = self.hw.arith, self.hw
+        N = a.tokens
+        wpr = row_words(hw, Buf.GATE_LOGITS)
+        n, base = Signal(16), Signal(16)
+        v, last = Signal(), Signal()
+        inp = self.router.inp
+        adv = ~v | inp.ready
+        on = Signal()
+        with m.If(self.start_route):
+            m.d.sync += [n.eq(0), base.eq(0), on.eq(1)]
+        issue = adv & on & (n < N)
+        with m.If(adv):
+            m.d.sync += v.eq(on & (n < N))
+        m.d.comb += [self.rd.buf.eq(Buf.GATE_LOGITS), self.rd.addr.eq(base), self.rd.en.eq(issue)]
+        with m.If(issue):
+            m.d.sync += [n.eq(n + 1), base.eq(base + wpr), last.eq(n == N - 1)]
+        m.d.comb += [inp.valid.eq(v), inp.payload.last.eq(last)]
+        m.d.comb += [inp.payload.t[e].eq(self.rd.data[e]) for e in range(a.experts)]
+        # router out -> gate weights (k cycles) -> queue builder
+        out, qin = self.router.out, self.builder.inp
+        slot, tok = Signal(range(a.top_k + 1)), Signal(16)
+        gwp = self.gwmem.write_port()
+        with m.If(self.start_route):
+            m.d.sync += [slot.eq(0), tok.eq(0)]
+        with m.If(out.valid & (slot < a.top_k)):
+            m.d.comb += [gwp.en.eq(1), gwp.addr.eq(tok * a.top_k + slot)]
+            with m.Switch(slot):
+                for k in range(a.top_k):
+                    with m.Case(k):
+                        m.d.comb += gwp.data.eq(out.payload.w[k])
+            m.d.sync += slot.eq(slot + 1)
+        m.d.comb += [
+            qin.payload.eq(out.payload),
+            qin.valid.eq(out.valid & (slot == a.top_k)),
+            out.ready.eq(qin.ready & (slot == a.top_k)),
+        ]
+        with m.If(out.valid & out.ready):
+            m.d.sync += [slot.eq(0), tok.eq(tok + 1)]
+            with m.If(tok == N - 1):
+                m.d.sync += on.eq(0)
+                m.d.comb += self.done.eq(1)
+
+    def _queues(self, m: Module) -> None:
+        a, hw = self.hw.arith, self.hw
+        out = self.builder.out
+        on, clearing = Signal(), Signal()
+        caddr = Signal(16)
+        depth = a.tokens * row_words(hw, Buf.MOE_ACC)
+        qw = self.qmem.write_port()
+        with m.If(self.start_queues):
+            m.d.sync += [on.eq(1), caddr.eq(0)]
+            m.d.sync += [c.eq(0) for c in self.counts]
+        m.d.comb += out.ready.eq(on & ~clearing)
+        e = out.payload.expert
+        with m.If(out.valid & out.ready):
+            m.d.comb += [
+                qw.en.eq(1),
+                qw.addr.eq(e * a.tokens + self.counts[e]),
+                qw.data.eq(Cat(out.payload.token, out.payload.slot)),
+            ]
+            m.d.sync += self.counts[e].eq(self.counts[e] + 1)
+            with m.If(out.payload.last):
+                m.d.sync += clearing.eq(1)
+        with m.If(clearing):
+            m.d.comb += [
+                self.clr.buf.eq(Buf.MOE_ACC),
+                self.clr.addr.eq(caddr),
+                self.clr.en.eq(1),
+                self.clr.mask.eq(-1),
+            ]
+            m.d.sync += caddr.eq(caddr + 1)
+            with m.If(caddr == depth - 1):
+                m.d.sync += [clearing.eq(0), on.eq(0)]
+                m.d.comb += self.done.eq(1)
+
+
+# ----------------------------------------------------------------------------- OUTPUT ----
+
+
+class OutputEngine(Elaboratable):
+    """OUTPUT: the ``src`` buffer's tokens x embed_dim elements, row-major, one per ``m_axis``
+    beat (two's complement in ``token_bits``), ``tlast`` on the last. ``send`` low: the
+    elements are read but not sent (a dropped frame sends nothing)."""
+
+    def __init__(self, hw: HwParams, ins, mem):
+        self.hw, self.ins = hw, ins
+        self.rd = mem.read_client("out_src", ELEM_BUFS, hw.arith.res_bits)
+        self.tdata = Signal(hw.streams.token_bits)
+        self.tvalid, self.tready, self.tlast = Signal(), Signal(), Signal()
+        self.start, self.done = Signal(), Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        a, hw, L = self.hw.arith, self.hw, self.hw.streams.act_lanes
+        wpr = Signal(16)
+        with m.Switch(self.ins.src):
+            for b in ELEM_BUFS:
+                with m.Case(b):
+                    m.d.comb += wpr.eq(row_words(hw, b))
+        cur = Cursor("out", a.tokens, a.embed_dim, 0, L)
+        cur.wpr = wpr
+        on, v, lane, last = Signal(), Signal(), Signal(range(L)), Signal()
+        adv = ~v | self.tready
+        with m.If(self.start):
+            cur.reset(m)
+            m.d.sync += on.eq(1)
+        issue = adv & on & ~cur.done
+        with m.If(adv):
+            m.d.sync += v.eq(on & ~cur.done)
+        m.d.comb += [self.rd.buf.eq(self.ins.src), self.rd.addr.eq(cur.addr), self.rd.en.eq(issue)]
+        with m.If(issue):
+            m.d.sync += [lane.eq(cur.lane), last.eq(cur.last)]
+            cur.step(m)
+        x = lane_select(m, self.rd.data, lane, a.res_bits, "out_x")
+        m.d.comb += [self.tvalid.eq(v), self.tdata.eq(x), self.tlast.eq(last)]
+        with m.If(v & self.tready & last):
+            m.d.sync += on.eq(0)
+            m.d.comb += self.done.eq(1)
+        return m
