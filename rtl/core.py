@@ -90,7 +90,7 @@ class Core(Elaboratable):
             MoeRouter(hw),
             ExpertQueueBuilder(hw),
         )
-        names = ("seq", "ldres", "ln", "attn", "mm")
+        names = ("seq", "pf", "ldres", "ln", "attn", "mm")
         self.clients = {n: DramClient(hw, n) for n in names}
         c, mem, ins = self.clients, self.mem, self.ins
         self.pix = PixelInput(hw, mem)
@@ -119,7 +119,8 @@ class Core(Elaboratable):
             self.atte,
         )
         sub.rq, sub.mm, sub.out = self.rq, self.mm, self.out
-        sub.dram = DramWords(self.hw, list(self.clients.values()), self.req, self.data)
+        sub.dram = dram = DramWords(self.hw, list(self.clients.values()), self.req, self.data)
+        m.d.comb += dram.flush.eq(self.flush)
         self.ins.decode(m, self.hw)
         self._sequencer(m)
         self._counters(m)
@@ -127,8 +128,44 @@ class Core(Elaboratable):
 
     # -------------------------------------------------------------------- sequencer ----
 
+    def _prefetch(self, m: Module) -> dict:
+        """Fetches instruction pc + 1 while instruction pc runs (``go`` at its dispatch); FETCH
+        takes it (``take``) when it is the one wanted. A flush forgets it."""
+        hw, d = self.hw, self.clients["pf"]
+        port, nb = hw.streams.port_bits, hw.isa.insn_beats
+        pf = {n: Signal(name=f"pf_{n}") for n in ("go", "take", "valid", "busy")}
+        pf["pc"], pf["word"] = Signal(16, name="pf_pc"), Signal(hw.isa.insn_bits, name="pf_word")
+        left = Signal(range(nb + 1), name="pf_left")
+        with m.FSM(name="prefetch"):
+            with m.State("IDLE"):
+                with m.If(pf["go"]):
+                    m.d.sync += [pf["pc"].eq(self.pc + 1), pf["valid"].eq(0), left.eq(nb)]
+                    m.next = "REQ"
+            with m.State("REQ"):
+                m.d.comb += pf["busy"].eq(1)
+                d.request(m, (1 + pf["pc"]) * nb, nb)
+                with m.If(self.flush):
+                    m.next = "IDLE"
+                with m.Elif(d.req_ready):
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.comb += [pf["busy"].eq(1), d.beat_ready.eq(1)]
+                with m.If(d.beat_valid):
+                    w = pf["word"]
+                    m.d.sync += [w.eq((w >> port) | (d.beat << ((nb - 1) * port))),
+                                 left.eq(left - 1)]  # fmt: skip
+                    with m.If(left == 1):
+                        m.d.sync += pf["valid"].eq(1)
+                        m.next = "IDLE"
+                with m.If(self.flush):
+                    m.next = "IDLE"
+        with m.If(pf["take"] | self.flush | self.start):
+            m.d.sync += pf["valid"].eq(0)
+        return pf
+
     def _sequencer(self, m: Module) -> None:
         hw = self.hw
+        self.pf = self._prefetch(m)
         self.count = Signal(32)
         self.nframe = Signal(32)
         self.rd_err = Signal()
@@ -235,12 +272,17 @@ class Core(Elaboratable):
                     m.next = "FETCH"
         with m.State("FETCH"):
             m.d.comb += self.run_frame.eq(1)
+            pf = self.pf
             with m.If(self.rd_err):
                 m.next = "DROP_FLUSH"
             with m.Elif(self.pc == self.count):
                 m.d.comb += self.frame_ok.eq(1)
                 m.next = "FRAME"
-            with m.Else():
+            with m.Elif(pf["valid"] & (pf["pc"] == self.pc)):
+                m.d.sync += self.ins.word.eq(pf["word"])
+                m.d.comb += pf["take"].eq(1)
+                m.next = "DISPATCH"
+            with m.Elif(~pf["busy"]):
                 m.next = "FETCH_REQ"
         with m.State("DROP_FLUSH"):
             self._flush(m, "DROP")
@@ -273,6 +315,7 @@ class Core(Elaboratable):
             for op, sigs in self._starts().items():
                 with m.Case(op):
                     m.d.comb += [s.eq(1) for s in sigs]
+                    m.d.comb += self.pf["go"].eq(self.pc + 1 < self.count)
                     m.next = "EXEC"
             with m.Default():
                 m.next = "BAD_OP"

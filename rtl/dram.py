@@ -1,7 +1,7 @@
 """The engines' side of the DRAM image: read requests and 32-bit words out of port beats.
 
-An engine owns a :class:`DramClient` and uses it while it is the only engine reading DRAM (the
-sequencer runs one instruction at a time). A request reads ``beats`` beats from beat ``addr``;
+An engine owns a :class:`DramClient`; :class:`DramWords` queues the clients' requests and routes
+each request's beats back to its client. A request reads ``beats`` beats from beat ``addr``;
 in word mode (``words`` > 0) the :class:`DramWords` unpacker skips the first ``skip`` 32-bit
 lanes of the first beat and delivers the next ``words`` lanes one per cycle on ``word`` /
 ``word_valid`` (the consumer is always ready; trailing lanes of the last beat are dropped); in
@@ -11,7 +11,8 @@ beat mode (``words`` = 0) the beats go to the client as they are (``beat``, ``be
 
 from __future__ import annotations
 
-from amaranth.hdl import Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, ResetInserter, Signal
+from amaranth.lib.fifo import SyncFIFOBuffered
 
 from edgevit_hw.core.derive import HwParams
 
@@ -56,48 +57,78 @@ def word_span(hw: HwParams, base, first, count):
 
 
 class DramWords(Elaboratable):
-    """Muxes the clients onto the read master's ``req`` / ``data`` streams and unpacks words.
+    """Puts the clients' requests on the read master's ``req`` stream (lowest index first) and
+    routes its ``data`` back: each accepted request leaves a tag (client, word mode, skip,
+    words) in an in-order queue, and the beats of the request at its head go to that client
+    (the read master answers requests in order; ``last`` ends each one). Several clients may
+    have requests in flight (the sequencer prefetches the next instruction while an engine
+    reads its operands). ``flush`` drops every tag (the read master discards the beats).
 
     ``req`` / ``data`` are the :class:`rtl.axi_read.AxiReadMaster` streams."""
 
+    TAGS = 8
+
     def __init__(self, hw: HwParams, clients: list[DramClient], req, data):
         self.hw, self.clients, self.req, self.data = hw, clients, req, data
+        self.flush = Signal()
 
     def elaborate(self, platform):
         m = Module()
+        n = len(self.clients)
+        idb = max(1, (n - 1).bit_length())
+        fifo = SyncFIFOBuffered(width=idb + 1 + 8 + 32, depth=self.TAGS)
+        m.submodules.tags = tags = ResetInserter(self.flush)(fifo)
+        self._requests(m, tags, idb)
+        self._route(m, tags, idb)
+        return m
+
+    def _requests(self, m: Module, tags, idb: int) -> None:
+        first = True
+        for i, c in enumerate(self.clients):
+            with m.If(c.req_valid) if first else m.Elif(c.req_valid):
+                ok = tags.w_stream.ready & ~self.flush
+                m.d.comb += [
+                    self.req.valid.eq(ok),
+                    self.req.payload.addr.eq(c.addr),
+                    self.req.payload.beats.eq(c.beats),
+                    c.req_ready.eq(self.req.ready & ok),
+                    tags.w_stream.valid.eq(self.req.ready & ok),
+                    tags.w_stream.payload.eq(Cat(Const(i, idb), c.words != 0, c.skip, c.words)),
+                ]
+            first = False
+
+    def _route(self, m: Module, tags, idb: int) -> None:
         wpb = self.hw.streams.words_per_beat
-        mode_words = Signal()
-        skip, left = Signal(8), Signal(32)
-        cur = Signal(self.hw.streams.port_bits)
-        have = Signal()
+        head = tags.r_stream
+        who, wmode = head.payload[:idb], head.payload[idb]
+        loaded, skip, left = Signal(), Signal(8), Signal(32)
+        cur, have, cur_last = Signal(self.hw.streams.port_bits), Signal(), Signal()
         lane = Signal(range(max(wpb, 2)))
         word = Signal(WORD)
         with m.Switch(lane):
             for i in range(wpb):
                 with m.Case(i):
                     m.d.comb += word.eq(cur[i * WORD : (i + 1) * WORD])
-        for c in self.clients:
-            with m.If(c.req_valid):
-                m.d.comb += [
-                    self.req.valid.eq(1),
-                    self.req.payload.addr.eq(c.addr),
-                    self.req.payload.beats.eq(c.beats),
-                    c.req_ready.eq(self.req.ready),
-                ]
-                with m.If(self.req.ready):
-                    m.d.sync += [mode_words.eq(c.words != 0), skip.eq(c.skip), left.eq(c.words)]
-            m.d.comb += [c.beat.eq(self.data.payload.data), c.word.eq(word)]
+        with m.If(head.valid & ~loaded):
+            m.d.sync += [loaded.eq(1), skip.eq(head.payload[idb + 1 : idb + 9]),
+                         left.eq(head.payload[idb + 9 :])]  # fmt: skip
         raw_ready = Signal()
-        for c in self.clients:
-            with m.If(c.active):
-                m.d.comb += [
-                    c.beat_valid.eq(self.data.valid & ~mode_words),
-                    raw_ready.eq(c.beat_ready),
-                ]
-                m.d.comb += c.word_valid.eq(have & (skip == 0) & (left != 0))
-        m.d.comb += self.data.ready.eq(Mux(mode_words, ~have, raw_ready))
-        with m.If(mode_words & self.data.valid & ~have):
-            m.d.sync += [cur.eq(self.data.payload.data), have.eq(1), lane.eq(0)]
+        for i, c in enumerate(self.clients):
+            mine = loaded & (who == i)
+            m.d.comb += [c.beat.eq(self.data.payload.data), c.word.eq(word)]
+            m.d.comb += c.beat_valid.eq(mine & ~wmode & self.data.valid)
+            m.d.comb += c.word_valid.eq(mine & wmode & have & (skip == 0) & (left != 0))
+            with m.If(mine):
+                m.d.comb += raw_ready.eq(c.beat_ready)
+        ready = loaded & Mux(wmode, ~have, raw_ready)
+        take = ready & self.data.valid
+        m.d.comb += self.data.ready.eq(ready)
+        pop = Signal()
+        with m.If(take & wmode):
+            m.d.sync += [cur.eq(self.data.payload.data), have.eq(1), lane.eq(0),
+                         cur_last.eq(self.data.payload.last)]  # fmt: skip
+        with m.If(take & ~wmode & self.data.payload.last):
+            m.d.comb += pop.eq(1)
         with m.If(have):
             with m.If(skip != 0):
                 m.d.sync += skip.eq(skip - 1)
@@ -106,4 +137,9 @@ class DramWords(Elaboratable):
             m.d.sync += lane.eq(lane + 1)
             with m.If(lane == wpb - 1):
                 m.d.sync += have.eq(0)
-        return m
+                m.d.comb += pop.eq(cur_last)
+        m.d.comb += head.ready.eq(pop)
+        with m.If(pop):
+            m.d.sync += loaded.eq(0)
+        with m.If(self.flush):
+            m.d.sync += [loaded.eq(0), have.eq(0)]

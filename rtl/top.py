@@ -9,7 +9,9 @@ Ports (Vivado-friendly names; one clock ``aclk``, synchronous active-low reset `
 * ``m_axi_*``: the AXI4 read master (:class:`rtl.axi_read.AxiReadMaster`) at the weight port
   width, reading the DRAM image from the DRAM_BASE register;
 * ``s_axil_*``: the control registers (:class:`rtl.axi_lite.AxiLiteRegs`, the register map of
-  :mod:`edgevit_hw.program.regmap`); ``interrupt``: the ap_done interrupt.
+  :mod:`edgevit_hw.program.regmap`); ``interrupt``: the ap_done interrupt;
+* ``dbg_pc``: the program counter (the instruction being run; it advances when one finishes),
+  for simulation traces and an ILA.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Top(wiring.Component):
             "m_axis_tready": In(1),
             "m_axis_tlast": Out(1),
             "interrupt": Out(1),
+            "dbg_pc": Out(16),
             **_prefixed(self.reader, "m_axi_"),
             **_prefixed(self.regs, "s_axil_"),
         }
@@ -81,6 +84,7 @@ class Top(wiring.Component):
             rg.busy.eq(core.busy),
             rg.stall.eq(core.stall),
             self.interrupt.eq(rg.irq),
+            self.dbg_pc.eq(core.pc),
         ]
         pix, out = core.pix, core.out
         m.d.comb += [
