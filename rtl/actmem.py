@@ -31,8 +31,13 @@ def row_words(hw: HwParams, buf: Buf) -> int:
     return math.ceil(getattr(hw.buffers, buf.buffer_name).shape[1] / hw.streams.act_lanes)
 
 
+PIXEL_FRAMES = 2  # the pixel buffer holds two frames: one received while the other runs
+
+
 def buf_depth(hw: HwParams, buf: Buf) -> int:
-    return getattr(hw.buffers, buf.buffer_name).shape[0] * row_words(hw, buf)
+    """Words of ``buf``'s memory (the pixel buffer: :data:`PIXEL_FRAMES` frames)."""
+    frames = PIXEL_FRAMES if buf == Buf.PIXELS else 1
+    return frames * getattr(hw.buffers, buf.buffer_name).shape[0] * row_words(hw, buf)
 
 
 ADDR_BITS = 16  # word addresses (m3vit's largest buffer: 129 rows x 12 words)

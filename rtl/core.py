@@ -16,7 +16,7 @@ task id is read at a frame's first pixel: the host sets TASK before it sends the
 
 from __future__ import annotations
 
-from amaranth.hdl import Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Elaboratable, Module, Signal
 from edgevit_hw.rtl.actmem import ActMemories
 from edgevit_hw.rtl.attention import AttentionEngine
 from edgevit_hw.rtl.compute_unit import ComputeUnit
@@ -26,12 +26,12 @@ from edgevit_hw.rtl.engines import (
     LayerNormEngine,
     LoadResidual,
     OutputEngine,
-    PixelInput,
     RouteQueues,
 )
 from edgevit_hw.rtl.expert_queues import ExpertQueueBuilder
 from edgevit_hw.rtl.layernorm import LayerNormUnit
 from edgevit_hw.rtl.matmul_engine import MatmulEngine
+from edgevit_hw.rtl.pixels import FrameReceiver, result_layout
 from edgevit_hw.rtl.router import MoeRouter
 
 from edgevit_hw.core.derive import HwParams
@@ -59,7 +59,7 @@ class Ins:
 class Core(Elaboratable):
     """Members (plain signals, wired by :class:`rtl.top.Top`): ``req`` / ``data`` /
     ``rd_error`` / ``flush`` / ``rd_idle`` (the AXI read master), the pixel and token streams
-    of :class:`PixelInput` / :class:`OutputEngine`, and the control block's ``start``,
+    of :class:`rtl.pixels.FrameReceiver` / :class:`OutputEngine`, and the control block's ``start``,
     ``task``, ``frames``, ``idle``, ``done``, ``status_set``, ``frame_ok``, ``frame_dropped``,
     ``frame_cycles``, ``busy``, ``stall``; ``pc`` is the instruction being run (debug)."""
 
@@ -78,6 +78,9 @@ class Core(Elaboratable):
         self.insn_start = Signal()
         self._combine = Signal()
         self.frame_task = Signal(32)  # TASK as it was at the frame's first pixel
+        self.pix_bank = Signal()  # the pixel bank of the frame being run
+        self.now = Signal(64)  # free-running cycle count
+        self.fstart = Signal(64)  # the cycle of the running frame's first pixel
         self._build()
 
     def _build(self) -> None:
@@ -93,12 +96,13 @@ class Core(Elaboratable):
         names = ("seq", "pf", "ldres", "ln", "attn", "mm")
         self.clients = {n: DramClient(hw, n) for n in names}
         c, mem, ins = self.clients, self.mem, self.ins
-        self.pix = PixelInput(hw, mem)
+        self.pix = FrameReceiver(hw, mem)
         self.ldres = LoadResidual(hw, ins, c["ldres"], mem)
         self.lne = LayerNormEngine(hw, ins, c["ln"], mem, self.ln)
         self.atte = AttentionFeeder(hw, ins, c["attn"], mem, self.attn)
         self.rq = RouteQueues(hw, mem, self.router, self.builder)
         self.mm = MatmulEngine(hw, ins, self.frame_task, c["mm"], mem, self.cu, self.rq)
+        self.mm.pix_bank = self.pix_bank
         self.out = OutputEngine(hw, ins, mem)
 
     def elaborate(self, platform):
@@ -244,29 +248,25 @@ class Core(Elaboratable):
             m.next = then
 
     def _frame_states(self, m: Module) -> None:
-        a, pix = self.hw.arith, self.pix
-        task = Mux(pix.first, self.task, self.frame_task)
-        bad_task = task >= a.tasks
+        res = self.pix.result
+        entry = result_layout()(res.payload)
         with m.State("FRAME"):
+            m.d.sync += self.rd_err.eq(0)
             with m.If((self.frames != 0) & (self.nframe == self.frames)):
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
-            with m.Else():
-                m.d.comb += pix.start.eq(1)
-                m.d.sync += self.rd_err.eq(0)
-                m.next = "PIXELS"
-        with m.State("PIXELS"):
-            with m.If(pix.done):
-                m.d.sync += self.nframe.eq(self.nframe + 1)
+            with m.Elif(res.valid):
+                m.d.comb += res.ready.eq(1)
+                m.d.sync += [self.nframe.eq(self.nframe + 1), self.frame_task.eq(entry.task),
+                             self.pix_bank.eq(entry.bank), self.fstart.eq(entry.start)]  # fmt: skip
                 st = self.status_set
                 m.d.comb += [
-                    st[STATUS_BIT["short_frame"]].eq(pix.short),
-                    st[STATUS_BIT["long_frame"]].eq(pix.long),
-                    st[STATUS_BIT["bad_task"]].eq(bad_task & ~pix.short & ~pix.long),
+                    st[STATUS_BIT["short_frame"]].eq(entry.short),
+                    st[STATUS_BIT["long_frame"]].eq(entry.long),
+                    st[STATUS_BIT["bad_task"]].eq(entry.bad & ~entry.short & ~entry.long),
                 ]
-                with m.If(pix.short | pix.long | bad_task):
+                with m.If(entry.short | entry.long | entry.bad):
                     m.d.comb += self.frame_dropped.eq(1)
-                    m.next = "FRAME"
                 with m.Else():
                     m.d.sync += self.pc.eq(0)
                     m.next = "FETCH"
@@ -276,7 +276,8 @@ class Core(Elaboratable):
             with m.If(self.rd_err):
                 m.next = "DROP_FLUSH"
             with m.Elif(self.pc == self.count):
-                m.d.comb += self.frame_ok.eq(1)
+                m.d.comb += [self.frame_ok.eq(1), self.pix.release.eq(1)]
+                m.d.sync += self.frame_cycles.eq(self.now - self.fstart)
                 m.next = "FRAME"
             with m.Elif(pf["valid"] & (pf["pc"] == self.pc)):
                 m.d.sync += self.ins.word.eq(pf["word"])
@@ -287,13 +288,14 @@ class Core(Elaboratable):
         with m.State("DROP_FLUSH"):
             self._flush(m, "DROP")
         with m.State("DROP"):
-            m.d.comb += self.frame_dropped.eq(1)
+            m.d.comb += [self.frame_dropped.eq(1), self.pix.release.eq(1)]
             m.next = "FRAME"
         with m.State("BAD_OP"):
             m.d.comb += [
                 self.frame_dropped.eq(1),
                 self.done.eq(1),
                 self.status_set[STATUS_BIT["bad_program"]].eq(1),
+                self.pix.release.eq(1),
             ]
             m.next = "IDLE"
 
@@ -339,14 +341,15 @@ class Core(Elaboratable):
     def _counters(self, m: Module) -> None:
         now = self.insn_start & (self.ins.op == Op.MOE_COMBINE)
         m.d.comb += self.mm.combine.eq(self._combine | now)
-        cyc = Signal(64)
-        on = Signal()
-        with m.If(self.pix.first):
-            m.d.sync += [cyc.eq(1), on.eq(1), self.frame_task.eq(self.task)]
-        with m.Elif(on):
-            m.d.sync += cyc.eq(cyc + 1)
-        with m.If(self.frame_ok | self.frame_dropped):
-            m.d.sync += [on.eq(0), self.frame_cycles.eq(cyc + 1)]
+        m.d.sync += self.now.eq(self.now + 1)
+        pix, rx = self.pix, Signal(32)
+        with m.If(self.start):
+            m.d.sync += rx.eq(0)
+        with m.Elif(pix.received):
+            m.d.sync += rx.eq(rx + 1)
+        m.d.comb += [pix.task.eq(self.task), pix.now.eq(self.now), pix.enable.eq(~self.idle),
+                     pix.want.eq((self.frames == 0) | (rx < self.frames)),
+                     pix.release_bank.eq(self.pix_bank)]  # fmt: skip
         ops = self.cu.ops
         busy = {
             "compute": ops.valid & ops.ready,

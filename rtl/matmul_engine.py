@@ -67,6 +67,7 @@ class MatmulEngine(Elaboratable):
         self.start, self.combine = Signal(), Signal()
         self.done, self.busy = Signal(), Signal()
         self.ops_fire = Signal()
+        self.pix_bank = Signal()  # which frame of the pixel buffer a PIXELS source reads
 
     def elaborate(self, platform):
         m = Module()
@@ -374,7 +375,9 @@ class MatmulEngine(Elaboratable):
         m.d.comb += [dst16.eq(Mux(self.combine, i, dst)), nc.eq(ncols)]
         dst = dst16
         base, ok = Array(self.src_base)[tpar], Array(self.src_ok)[tpar]
-        m.d.sync += [base[r].eq(src * wpr_src), ok[r].eq(valid & ~self.combine)]
+        bank = row_words(self.hw, Buf.PIXELS) * self.hw.arith.patches
+        offset = Mux((ins.src == Buf.PIXELS) & self.pix_bank, bank, 0)
+        m.d.sync += [base[r].eq(src * wpr_src + offset), ok[r].eq(valid & ~self.combine)]
         m.d.comb += [
             self.wbq.w_stream.valid.eq(1),
             self.wbq.w_stream.payload.eq(Cat(valid, dst, cword, coff, nc)),
