@@ -15,6 +15,7 @@ from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, ResetInserter, S
 from amaranth.lib.fifo import SyncFIFOBuffered
 
 from edgevit_hw.core.derive import HwParams
+from edgevit_hw.program.image import RQ_SHIFT
 
 WORD = 32
 
@@ -44,6 +45,11 @@ class DramClient:
             self.skip.eq(skip),
             self.words.eq(words),
         ]
+
+
+def requant_fields(word):
+    """``(m, s)`` of a requantization word ``m | s << RQ_SHIFT`` (program.image)."""
+    return word[:RQ_SHIFT], word[RQ_SHIFT : RQ_SHIFT + 8]
 
 
 def word_span(hw: HwParams, base, first, count):

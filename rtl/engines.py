@@ -1,4 +1,4 @@
-"""The top's small engines: pixels in, LOAD_RES, LAYERNORM, ATTENTION, ROUTE / QUEUES, OUTPUT.
+"""The top's small engines: LOAD_RES, LAYERNORM, ATTENTION, ROUTE / QUEUES, OUTPUT.
 
 Each engine takes a one-cycle ``start`` while the sequencer holds the decoded instruction
 (``ins``) stable, and pulses ``done`` when its last result is written. Element streams walk a
@@ -12,10 +12,9 @@ from __future__ import annotations
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib.memory import Memory
 from edgevit_hw.rtl.actmem import lane_select, row_words
-from edgevit_hw.rtl.dram import word_span
+from edgevit_hw.rtl.dram import requant_fields, word_span
 
 from edgevit_hw.core.derive import HwParams
-from edgevit_hw.program.image import RQ_SHIFT
 from edgevit_hw.program.isa import Buf
 
 ELEM_BUFS = (Buf.RESIDUAL, Buf.LN_OUT, Buf.ATTN_OUT, Buf.HIDDEN)
@@ -77,57 +76,6 @@ def one_hot_lane(m: Module, client, lane, value) -> None:
     for i in range(len(client.mask)):
         m.d.comb += client.data[i].eq(value)
     m.d.comb += client.mask.eq(Const(1, len(client.mask)) << lane)
-
-
-def requant_fields(word):
-    return word[:RQ_SHIFT], word[RQ_SHIFT : RQ_SHIFT + 8]
-
-
-# ----------------------------------------------------------------------------- pixels ----
-
-
-class PixelInput(Elaboratable):
-    """``start`` ... receives one frame from ``s_axis`` into the pixel buffer; then ``done``
-    with ``short`` / ``long`` telling the frame check (beats through the first tlast; a frame
-    with too many beats is drained to its tlast). ``first`` pulses on the frame's first beat."""
-
-    def __init__(self, hw: HwParams, mem):
-        self.hw = hw
-        self.tdata, self.tvalid = Signal(hw.streams.pixel_bits), Signal()
-        self.tready, self.tlast = Signal(), Signal()
-        self.wr = mem.write_client("pix", (Buf.PIXELS,), hw.streams.pixel_bits + 1)
-        self.start, self.done, self.first = Signal(), Signal(), Signal()
-        self.short, self.long = Signal(), Signal()
-
-    def elaborate(self, platform):
-        m = Module()
-        a, L = self.hw.arith, self.hw.streams.act_lanes
-        cur = Cursor("pix", a.patches, a.patch_dim, row_words(self.hw, Buf.PIXELS), L)
-        on, seen = Signal(), Signal()
-        with m.If(self.start):
-            m.d.sync += [on.eq(1), seen.eq(0)]
-            cur.reset(m)
-        m.d.comb += self.tready.eq(on)
-        beat = on & self.tvalid
-        with m.If(beat):
-            m.d.comb += self.first.eq(~seen)
-            m.d.sync += seen.eq(1)
-            with m.If(~cur.done):
-                m.d.comb += [
-                    self.wr.buf.eq(Buf.PIXELS),
-                    self.wr.addr.eq(cur.addr),
-                    self.wr.en.eq(1),
-                ]
-                one_hot_lane(m, self.wr, cur.lane, self.tdata)
-                cur.step(m)
-            with m.If(self.tlast):
-                m.d.sync += on.eq(0)
-                m.d.comb += [
-                    self.done.eq(1),
-                    self.short.eq(~cur.last & ~cur.done),
-                    self.long.eq(cur.done),
-                ]
-        return m
 
 
 # --------------------------------------------------------------------------- LOAD_RES ----

@@ -24,14 +24,14 @@ skipped without reading its weights. The job is done when its last row is writte
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.lib.data import StructLayout
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from edgevit_hw.rtl.actmem import row_words
-from edgevit_hw.rtl.dram import word_span
+from edgevit_hw.rtl.dram import requant_fields, word_span
 from edgevit_hw.rtl.layouts import EPI_MODES, EpiClamp, EpiMode, Widths
 
 from edgevit_hw.core.derive import HwParams
-from edgevit_hw.program.image import RQ_SHIFT
 from edgevit_hw.program.isa import NONE, Buf, Flag
 
 MM_SRC = (Buf.PIXELS, Buf.LN_OUT, Buf.ATTN_OUT, Buf.HIDDEN)
@@ -48,7 +48,15 @@ def per_buf(m: Module, buf, table: dict, shape, name: str) -> Signal:
     return out
 
 
-ENTRY_WB = {"valid": 1, "dst": 16, "cword": 8, "coff": 8, "ncols": 8}
+def wb_entry_layout() -> StructLayout:
+    """A row's writeback: valid (row < count), destination row, its slab's word / lane offset
+    in the row and valid columns."""
+    return StructLayout({"valid": 1, "dst": 16, "cword": 8, "coff": 8, "ncols": 8})
+
+
+def side_entry_layout(hw: HwParams) -> StructLayout:
+    """A row's side read: destination row (= token), gate slot, its slab's word / lane offset."""
+    return StructLayout({"dst": 16, "slot": hw.arith.slot_bits, "cword": 8, "coff": 8})
 
 
 class MatmulEngine(Elaboratable):
@@ -110,11 +118,10 @@ class MatmulEngine(Elaboratable):
         self.stream_done = Signal()
 
     def _fifos(self, m: Module) -> None:
-        a = self.hw.arith
         depth = 4 * self.w.rows
-        m.submodules.wbq = self.wbq = SyncFIFOBuffered(width=sum(ENTRY_WB.values()), depth=depth)
-        width = 16 + a.slot_bits + 16
-        m.submodules.sideq = self.sideq = SyncFIFOBuffered(width=width, depth=depth)
+        wb, side = wb_entry_layout(), side_entry_layout(self.hw)
+        m.submodules.wbq = self.wbq = SyncFIFOBuffered(width=wb.size, depth=depth)
+        m.submodules.sideq = self.sideq = SyncFIFOBuffered(width=side.size, depth=depth)
 
     def _side_mode(self):
         return (
@@ -200,9 +207,6 @@ class MatmulEngine(Elaboratable):
             self._const_states(m, col0, par)
             self._weight_states(m, col0, par, wslab)
 
-    def _word_fields(self, word):
-        return word[:RQ_SHIFT], word[RQ_SHIFT : RQ_SHIFT + 8]
-
     def _q2_states(self, m: Module) -> None:
         d = self.dram
         with m.State("Q2"):
@@ -214,7 +218,7 @@ class MatmulEngine(Elaboratable):
         with m.State("Q2_WAIT"):
             m.d.comb += d.active.eq(1)
             with m.If(d.word_valid):
-                mm, ss = self._word_fields(d.word)
+                mm, ss = requant_fields(d.word)
                 m.d.sync += [self.m2.eq(mm), self.s2.eq(ss)]
                 m.next = "NEXT"
 
@@ -263,7 +267,7 @@ class MatmulEngine(Elaboratable):
         with m.State("RQ_WAIT"):
             m.d.comb += d.active.eq(1)
             with m.If(d.word_valid):
-                mm, ss = self._word_fields(d.word)
+                mm, ss = requant_fields(d.word)
                 m.d.sync += [idx.eq(idx + 1), rm[par][idx].eq(mm), rs[par][idx].eq(ss)]
                 with m.If(idx == n - 1):
                     m.next = "WEIGHTS"
@@ -325,7 +329,6 @@ class MatmulEngine(Elaboratable):
 
     def _rows(self, m: Module) -> None:
         ins, a, R, C, L = self.ins, self.hw.arith, self.w.rows, self.w.cols, self.L
-        gathered = (ins.flags & (Flag.GATHER | Flag.SCATTER)) != 0
         wpr_src = per_buf(m, ins.src, {b: row_words(self.hw, b) for b in MM_SRC}, 16, "wpr_src")
         r = Signal(range(R + 1), name="r_r")
         pend, tpar = Signal(name="r_pend"), Signal(name="r_tpar")
@@ -350,7 +353,7 @@ class MatmulEngine(Elaboratable):
                     m.d.comb += [qd.addr.eq(ins.index * a.tokens + i), qd.en.eq(1)]
                     m.d.sync += pend.eq(1)
                 with m.If(pend):
-                    entry = (tpar, r, i, gathered, wpr_src, cword, coff, self._ncols(col0))
+                    entry = (tpar, r, i, wpr_src, cword, coff, self._ncols(col0))
                     self._row_entry(m, *entry)
                     m.d.sync += [pend.eq(0), r.eq(r + 1)]
                     m.d.comb += self.wb_add.eq(1)
@@ -364,27 +367,27 @@ class MatmulEngine(Elaboratable):
                             m.d.sync += coff.eq(coff + C)
                     m.next = "WAIT"
 
-    def _row_entry(self, m: Module, tpar, r, i, gathered, wpr_src, cword, coff, ncols) -> None:
+    def _row_entry(self, m: Module, tpar, r, i, wpr_src, cword, coff, ncols) -> None:
         """Row ``r`` of the block (job row ``i``; the queue word read last cycle)."""
         ins, qd = self.ins, self.queues
         valid = i < self.count
         token = qd.token
         src = Mux((ins.flags & Flag.GATHER) != 0, token, i)
         dst = Mux((ins.flags & Flag.SCATTER) != 0, token, i + ins.row0)
-        dst16, nc = Signal(16, name="r_dst"), Signal(8, name="r_ncols")
-        m.d.comb += [dst16.eq(Mux(self.combine, i, dst)), nc.eq(ncols)]
-        dst = dst16
+        wb, side = Signal(wb_entry_layout()), Signal(side_entry_layout(self.hw))
+        m.d.comb += [wb.valid.eq(valid), wb.dst.eq(Mux(self.combine, i, dst)), wb.cword.eq(cword),
+                     wb.coff.eq(coff), wb.ncols.eq(ncols), side.dst.eq(wb.dst),
+                     side.slot.eq(qd.slot), side.cword.eq(cword), side.coff.eq(coff)]  # fmt: skip
         base, ok = Array(self.src_base)[tpar], Array(self.src_ok)[tpar]
         bank = row_words(self.hw, Buf.PIXELS) * self.hw.arith.patches
         offset = Mux((ins.src == Buf.PIXELS) & self.pix_bank, bank, 0)
         m.d.sync += [base[r].eq(src * wpr_src + offset), ok[r].eq(valid & ~self.combine)]
         m.d.comb += [
             self.wbq.w_stream.valid.eq(1),
-            self.wbq.w_stream.payload.eq(Cat(valid, dst, cword, coff, nc)),
+            self.wbq.w_stream.payload.eq(wb.as_value()),
             self.sideq.w_stream.valid.eq(self._side_mode()),
-            self.sideq.w_stream.payload.eq(Cat(dst, qd.slot, cword, coff)),
+            self.sideq.w_stream.payload.eq(side.as_value()),
         ]
-        del gathered
 
     # ------------------------------------------------------- operands (transposer) ----
 
@@ -523,9 +526,8 @@ class MatmulEngine(Elaboratable):
         adv = ~sv | side.ready
         m.d.comb += side.valid.eq(sv)
         wpr_res, wpr_part = row_words(self.hw, Buf.RESIDUAL), row_words(self.hw, Buf.MOE_ACC)
-        sb = a.slot_bits
-        dst, slot = q.payload[:16], q.payload[16 : 16 + sb]
-        word, off = q.payload[16 + sb : 24 + sb], q.payload[24 + sb : 32 + sb]
+        e = side_entry_layout(self.hw)(q.payload)
+        dst, slot, word, off = e.dst, e.slot, e.cword, e.coff
         off_d = Signal(8, name="side_off")
         take = adv & q.valid
         m.d.comb += q.ready.eq(adv)
@@ -555,8 +557,8 @@ class MatmulEngine(Elaboratable):
         C, L = self.w.cols, self.L
         out, q = self.cu.out, self.wbq.r_stream
         m.d.comb += [out.ready.eq(q.valid), q.ready.eq(out.valid)]
-        valid, dst = q.payload[0], q.payload[1:17]
-        cword, coff, ncols = q.payload[17:25], q.payload[25:33], q.payload[33:41]
+        e = wb_entry_layout()(q.payload)
+        valid, dst, cword, coff, ncols = e.valid, e.dst, e.cword, e.coff, e.ncols
         dst_buf = Signal(Buf)
         m.d.comb += dst_buf.eq(Mux(self.combine, Buf.RESIDUAL, self.ins.dst))
         wpr = per_buf(m, dst_buf, {b: row_words(self.hw, b) for b in MM_DST}, 16, "wpr_dst")

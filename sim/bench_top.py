@@ -12,7 +12,6 @@ golden model exactly; every dropped frame must set its bit and leave the next fr
 from __future__ import annotations
 
 import os
-import pickle
 import random
 
 import cocotb
@@ -31,6 +30,7 @@ from cocotbext.axi import (
 from edgevit_hw.rtl.actmem import row_words
 from edgevit_hw.sim.bench_axi import FaultyRam, pauses
 from edgevit_hw.sim.harness import bench_params
+from edgevit_hw.sim.top_case import load_case
 
 from edgevit_hw.program import regmap
 from edgevit_hw.program.interpreter import Interpreter
@@ -210,8 +210,7 @@ async def top_frames(dut):
     """Frames of the case in order: good frames bit-exact, malformed ones dropped with their
     bit, a task switch between back-to-back good frames, then the counters."""
     hw, seed = bench_params()
-    with open(os.environ["EVH_CASE"], "rb") as fh:
-        case = pickle.load(fh)
+    case = load_case(os.environ["EVH_CASE"])
     dut._log.info(f"seed {seed}: {len(case['frames'])} frames of {hw.spec_name}")
     cocotb.start_soon(Clock(dut.aclk, 10, unit="ns").start())
     b = Bench(dut, hw, case, seed)

@@ -3,17 +3,19 @@ malformed ones with the STATUS bit that must drop them (the bench's case file)."
 
 from __future__ import annotations
 
-import pickle
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgevit_hw.core.golden import golden_forward
-from edgevit_hw.core.spec import load_spec
-from edgevit_hw.flow import Prepared, prepare
 from edgevit_hw.program.isa import Op
 from edgevit_hw.program.perf import estimate
 from edgevit_hw.program.streams import frame_beats
+
+if TYPE_CHECKING:  # the flow (torch) is imported only to write a case, not to read one
+    from edgevit_hw.flow import Prepared
 
 
 def _good(prep: Prepared, name: str, pixels: np.ndarray, task: int) -> dict:
@@ -66,17 +68,44 @@ def protocol_frames(prep: Prepared, seed: int) -> list[dict]:
 
 def write_case(config: str, folder: Path, seed: int) -> Path:
     """The case file of :func:`protocol_frames` for ``config``; returns its path."""
+    from edgevit_hw.core.spec import load_spec
+    from edgevit_hw.flow import prepare
+
     prep = prepare(load_spec(config))
     frames = protocol_frames(prep, seed)
     model = estimate(prep.program).total
     case = {
         "image": prep.program.image,
-        "labels": prep.program.labels,
+        "labels": list(prep.program.labels),
         "frames": frames,
-        "cycles_per_frame": 6 * model + 200_000,
+        "cycles_per_frame": int(6 * model + 200_000),
     }
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"case-{config}-{seed}.pkl"
-    with open(path, "wb") as fh:
-        pickle.dump(case, fh)
+    path = folder / f"case-{config}-{seed}.npz"
+    save_case(path, case)
     return path
+
+
+def save_case(path: Path, case: dict) -> None:
+    """A case as an ``.npz`` of plain arrays (no pickle): the image, each frame's beats and
+    tokens, and the rest as a JSON string."""
+    arrays = {"image": np.frombuffer(case["image"], np.uint8)}
+    meta = {k: v for k, v in case.items() if k not in ("image", "frames")}
+    meta["frames"] = []
+    for i, f in enumerate(case["frames"]):
+        arrays[f"beats{i}"] = f["beats"]
+        if f["tokens"] is not None:
+            arrays[f"tokens{i}"] = f["tokens"]
+        meta["frames"].append({k: v for k, v in f.items() if k not in ("beats", "tokens")})
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def load_case(path: str | Path) -> dict:
+    """Inverse of :func:`save_case`."""
+    with np.load(path, allow_pickle=False) as z:
+        case = json.loads(str(z["meta"]))
+        case["image"] = z["image"].tobytes()
+        for i, f in enumerate(case["frames"]):
+            f["beats"] = z[f"beats{i}"]
+            f["tokens"] = z[f"tokens{i}"] if f"tokens{i}" in z else None
+    return case
