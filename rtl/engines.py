@@ -10,6 +10,7 @@ with the read port's enable held low under back-pressure keeps every stream loss
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.lib.data import ArrayLayout
 from amaranth.lib.memory import Memory
 from edgevit_hw.rtl.actmem import lane_select, row_words
 from edgevit_hw.rtl.dram import requant_fields, word_span
@@ -131,8 +132,16 @@ class LoadResidual(Elaboratable):
 
 
 class LayerNormEngine(Elaboratable):
-    """LAYERNORM: gamma [D] (32-bit), beta [D] (64-bit), eps (64-bit) and the requant word
-    from DRAM; then every token row of ``src`` through the LayerNorm unit into ``dst``."""
+    """LAYERNORM: gamma [D] (32-bit words), beta [D] (64-bit), eps (64-bit) and the requant
+    word from DRAM, gamma and beta into L-lane words (element ``i`` at lane ``i mod L`` of word
+    ``i div L``, as the activation rows): a whole beat of elements per cycle when a beat's
+    ``c`` elements divide L (:meth:`per_beat`), else one 32-bit word per cycle; then every
+    token row of the residual buffer through the LayerNorm unit, ``W = ceil(D / L)`` words per
+    row and one residual word per beat, and the unit's words into LN_OUT (whole words, the
+    unit's lane mask). Cycles: ``ceil(D / c_g) + ceil(D / c_b) + 3`` parameter beats or words
+    (word by word: ``D`` and ``2D``; the four requests go out back to back, so one DRAM
+    latency), then the unit's ``N*W + W + ceil(log2 L) + FILL`` (rtl/layernorm.py) and one
+    feed register."""
 
     def __init__(self, hw: HwParams, ins, dram, mem, unit):
         self.hw, self.ins, self.dram, self.unit = hw, ins, dram, unit
@@ -141,60 +150,86 @@ class LayerNormEngine(Elaboratable):
         self.wr = mem.write_client("ln_dst", (Buf.LN_OUT,), a.act_bits)
         self.start, self.done = Signal(), Signal()
 
+    def per_beat(self, words: int) -> int:
+        """Elements of ``words`` 32-bit words a DRAM beat fills at once (0: word by word)."""
+        c = self.hw.streams.words_per_beat // words
+        return c if c and self.hw.streams.act_lanes % c == 0 else 0
+
     def elaborate(self, platform):
         m = Module()
-        a = self.hw.arith
-        self.g = Memory(shape=signed(a.ln_gamma_bits), depth=a.embed_dim, init=[])
-        self.b = Memory(shape=signed(a.bias_bits), depth=a.embed_dim, init=[])
+        a, L = self.hw.arith, self.hw.streams.act_lanes
+        W = row_words(self.hw, Buf.RESIDUAL)
+        self.g = Memory(shape=ArrayLayout(signed(a.ln_gamma_bits), L), depth=W, init=[])
+        self.b = Memory(shape=ArrayLayout(signed(a.bias_bits), L), depth=W, init=[])
         m.submodules.g, m.submodules.b = self.g, self.b
         self.m_, self.s_ = Signal(a.mult_bits), Signal(8)
         self.eps = Signal(a.ln_var_bits)
         m.d.comb += [self.unit.eps.eq(self.eps), self.unit.m.eq(self.m_), self.unit.s.eq(self.s_)]
         self.go = Signal()
+        self.we = {"G": Signal(name="ln_g_we"), "B": Signal(name="ln_b_we")}
+        self.vals = {
+            n: [Signal(signed(32 * w), name=f"ln_{n}_{k}") for k in range(self.per_beat(w) or 1)]
+            for n, w in (("G", 1), ("B", 2))
+        }
         self._params(m)
+        for n, mem in (("G", self.g), ("B", self.b)):
+            self._lane_writer(m, mem, self.we[n], self.vals[n])
         self._feed(m)
         self._drain(m)
         return m
 
     def _params(self, m: Module) -> None:
-        ins, d, a = self.ins, self.dram, self.hw.arith
-        D = a.embed_dim
-        i = Signal(16)
-        lo = Signal(32)
-        gw, bw = self.g.write_port(), self.b.write_port()
+        """The four requests back to back (the reader answers them in order), then their
+        data: gamma, beta, eps, the requantization word."""
+        ins, d, D = self.ins, self.dram, self.hw.arith.embed_dim
         loads = (("G", ins.a0, D), ("B", ins.a1, 2 * D), ("E", ins.a3, 2), ("Q", ins.a2, 1))
+        i, lo = Signal(16), Signal(32)
         with m.FSM(name="ln_params"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.next = "G"
+                    m.next = "G_REQ"
             for n, (name, base, count) in enumerate(loads):
-                nxt = loads[n + 1][0] if n + 1 < len(loads) else "RUN"
-                with m.State(name):
+                fast = name in ("G", "B") and self.per_beat(count // D) > 0
+                beats = -(-count // self.hw.streams.words_per_beat)
+                nxt = [f"{x[0]}_REQ" for x in loads[1:]] + ["G_W"]
+                with m.State(f"{name}_REQ"):
                     m.d.comb += d.active.eq(1)
                     m.d.sync += i.eq(0)
-                    addr, beats, skip = word_span(self.hw, base, 0, count)
-                    d.request(m, addr, beats, skip, count)
+                    if fast:
+                        d.request(m, base, beats)
+                    else:
+                        d.request(m, *word_span(self.hw, base, 0, count), count)
                     with m.If(d.req_ready):
-                        m.next = f"{name}_W"
+                        m.next = nxt[n]
                 with m.State(f"{name}_W"):
-                    m.d.comb += d.active.eq(1)
-                    with m.If(d.word_valid):
+                    m.d.comb += [d.active.eq(1), d.beat_ready.eq(fast)]
+                    with m.If(d.beat_valid if fast else d.word_valid):
                         m.d.sync += [i.eq(i + 1), lo.eq(d.word)]
-                        self._param_word(m, name, i, lo, d.word, gw, bw)
-                        with m.If(i == count - 1):
-                            m.next = nxt
+                        if fast:
+                            self._param_beat(m, name, d.beat)
+                        else:
+                            self._param_word(m, name, i, lo, d.word)
+                        with m.If(i == (beats if fast else count) - 1):
+                            m.d.sync += i.eq(0)
+                            m.next = f"{loads[n + 1][0]}_W" if n + 1 < len(loads) else "RUN"
             with m.State("RUN"):
                 m.d.comb += self.go.eq(1)
                 with m.If(self.done):
                     m.next = "IDLE"
 
-    def _param_word(self, m, name, i, lo, word, gw, bw) -> None:
+    def _param_beat(self, m: Module, name: str, beat) -> None:
+        """A beat of gamma (32-bit) or beta (64-bit) elements, all to their lanes."""
+        vals, w = self.vals[name], 32 if name == "G" else 64
+        m.d.comb += self.we[name].eq(1)
+        m.d.comb += [v.eq(beat[k * w : (k + 1) * w]) for k, v in enumerate(vals)]
+
+    def _param_word(self, m: Module, name: str, i, lo, word) -> None:
+        """One parameter word (``i`` counts the load's 32-bit words; ``lo`` holds the last)."""
         a = self.hw.arith
         if name == "G":
-            m.d.comb += [gw.en.eq(1), gw.addr.eq(i), gw.data.eq(word.as_signed())]
+            m.d.comb += [self.we["G"].eq(1), self.vals["G"][0].eq(word.as_signed())]
         elif name == "B":
-            with m.If(i[0]):
-                m.d.comb += [bw.en.eq(1), bw.addr.eq(i >> 1), bw.data.eq(Cat(lo, word).as_signed())]
+            m.d.comb += [self.we["B"].eq(i[0]), self.vals["B"][0].eq(Cat(lo, word).as_signed())]
         elif name == "E":
             with m.If(i[0]):
                 m.d.sync += self.eps.eq(Cat(lo, word)[: a.ln_var_bits])
@@ -202,52 +237,77 @@ class LayerNormEngine(Elaboratable):
             mm, ss = requant_fields(word)
             m.d.sync += [self.m_.eq(mm), self.s_.eq(ss)]
 
+    def _lane_writer(self, m: Module, mem: Memory, we, vals: list) -> None:
+        """On ``we``, the ``c = len(vals)`` elements into the next ``c`` lanes of ``mem``
+        (``c`` divides L): elements arrive in order from 0 (after ``start``), element ``i`` to
+        lane ``i mod L`` of word ``i div L``."""
+        L, W = self.hw.streams.act_lanes, row_words(self.hw, Buf.RESIDUAL)
+        c = len(vals)
+        port = mem.write_port(granularity=1)
+        lane, word = Signal(range(L)), Signal(range(W))
+        m.d.comb += [port.addr.eq(word), port.en.eq(Mux(we, Const((1 << c) - 1, L) << lane, 0))]
+        m.d.comb += [port.data[k].eq(vals[k % c]) for k in range(L)]
+        with m.If(self.start):
+            m.d.sync += [lane.eq(0), word.eq(0)]
+        with m.Elif(we & (lane == L - c)):
+            m.d.sync += [lane.eq(0), word.eq(word + 1)]
+        with m.Elif(we):
+            m.d.sync += lane.eq(lane + c)
+
     def _feed(self, m: Module) -> None:
-        a, L = self.hw.arith, self.hw.streams.act_lanes
-        cur = Cursor("ln_in", a.tokens, a.embed_dim, row_words(self.hw, Buf.RESIDUAL), L)
+        a, W = self.hw.arith, row_words(self.hw, Buf.RESIDUAL)
         inp = self.unit.inp
         gr, br = self.g.read_port(), self.b.read_port()
-        v, lane, last = Signal(), Signal(range(L)), Signal()
+        w, base, row = Signal(range(W)), Signal(16), Signal(range(a.tokens + 1))
+        v, last = Signal(), Signal()
         adv = ~v | inp.ready
-        issue = self.go & ~cur.done & adv
+        more = self.go & (row < a.tokens)
+        issue = more & adv
         with m.If(self.start):
-            cur.reset(m)
+            m.d.sync += [w.eq(0), base.eq(0), row.eq(0)]
         with m.If(adv):
-            m.d.sync += v.eq(self.go & ~cur.done)
+            m.d.sync += v.eq(more)
         m.d.comb += [
             self.rd.buf.eq(Buf.RESIDUAL),
-            self.rd.addr.eq(cur.addr),
+            self.rd.addr.eq(base + w),
             self.rd.en.eq(issue),
-            gr.addr.eq(cur.col),
+            gr.addr.eq(w),
             gr.en.eq(issue),
-            br.addr.eq(cur.col),
+            br.addr.eq(w),
             br.en.eq(issue),
         ]
         with m.If(issue):
-            m.d.sync += [lane.eq(cur.lane), last.eq(cur.row_last)]
-            cur.step(m)
-        x = lane_select(m, self.rd.data, lane, a.res_bits, "ln_x")
-        m.d.comb += [
-            inp.valid.eq(v),
-            inp.payload.x.eq(x),
-            inp.payload.g.eq(gr.data),
-            inp.payload.b.eq(br.data),
-            inp.payload.last.eq(last),
-        ]
+            m.d.sync += last.eq(w == W - 1)
+            with m.If(w == W - 1):
+                m.d.sync += [w.eq(0), base.eq(base + W), row.eq(row + 1)]
+            with m.Else():
+                m.d.sync += w.eq(w + 1)
+        full, part = self.unit.masks()
+        p = inp.payload
+        m.d.comb += [inp.valid.eq(v), p.mask.eq(Mux(last, part, full)), p.last.eq(last)]
+        m.d.comb += [p.x.eq(self.rd.data), p.g.eq(gr.data), p.b.eq(br.data)]
 
     def _drain(self, m: Module) -> None:
-        a, L = self.hw.arith, self.hw.streams.act_lanes
-        cur = Cursor("ln_out", a.tokens, a.embed_dim, row_words(self.hw, Buf.LN_OUT), L)
+        a, W = self.hw.arith, row_words(self.hw, Buf.LN_OUT)
         out = self.unit.out
+        w, base, row = Signal(range(W)), Signal(16), Signal(range(a.tokens))
         with m.If(self.start):
-            cur.reset(m)
+            m.d.sync += [w.eq(0), base.eq(0), row.eq(0)]
         m.d.comb += out.ready.eq(1)
         with m.If(out.valid):
-            m.d.comb += [self.wr.buf.eq(Buf.LN_OUT), self.wr.addr.eq(cur.addr), self.wr.en.eq(1)]
-            one_hot_lane(m, self.wr, cur.lane, out.payload.y)
-            cur.step(m)
-            with m.If(cur.last):
-                m.d.comb += self.done.eq(1)
+            m.d.comb += [
+                self.wr.buf.eq(Buf.LN_OUT),
+                self.wr.addr.eq(base + w),
+                self.wr.en.eq(1),
+                self.wr.mask.eq(out.payload.mask),
+                self.wr.data.eq(out.payload.y),
+            ]
+            with m.If(w == W - 1):
+                m.d.sync += [w.eq(0), base.eq(base + W), row.eq(row + 1)]
+                with m.If(row == a.tokens - 1):
+                    m.d.comb += self.done.eq(1)
+            with m.Else():
+                m.d.sync += w.eq(w + 1)
 
 
 # -------------------------------------------------------------------------- ATTENTION ----

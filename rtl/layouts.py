@@ -170,21 +170,30 @@ def attn_out_layout(hw: HwParams) -> StructLayout:
 
 
 def ln_in_layout(hw: HwParams) -> StructLayout:
-    """One element of a row: residual ``x``, folded gamma ``g`` and beta ``b``; ``last`` ends
-    the row (the unit checks the row has exactly embed_dim elements)."""
-    a = hw.arith
+    """One word of a row: L = act_lanes lanes of residual ``x``, folded gamma ``g`` and beta
+    ``b`` (lane ``l`` of a row's word ``w`` is element ``w*L + l``); ``mask`` marks the valid
+    lanes (all, but in the last word of a row whose embed_dim is not a multiple of L only the
+    first ``embed_dim mod L``); ``last`` ends the row (the unit checks the row has exactly
+    ``ceil(embed_dim / L)`` words and every mask is its position's)."""
+    a, lanes = hw.arith, hw.streams.act_lanes
     return StructLayout(
         {
-            "x": signed(a.res_bits),
-            "g": signed(a.ln_gamma_bits),
-            "b": signed(a.bias_bits),
+            "x": _arr(signed(a.res_bits), lanes),
+            "g": _arr(signed(a.ln_gamma_bits), lanes),
+            "b": _arr(signed(a.bias_bits), lanes),
+            "mask": unsigned(lanes),
             "last": 1,
         }
     )
 
 
 def ln_out_layout(hw: HwParams) -> StructLayout:
-    return StructLayout({"y": signed(hw.arith.act_bits), "last": 1})
+    """One word of a normalized row: ``y`` [L], ``mask`` and ``last`` as in
+    :func:`ln_in_layout`."""
+    lanes = hw.streams.act_lanes
+    return StructLayout(
+        {"y": _arr(signed(hw.arith.act_bits), lanes), "mask": unsigned(lanes), "last": 1}
+    )
 
 
 # ------------------------------------------------------------------------------- router ----

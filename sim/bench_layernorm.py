@@ -1,22 +1,32 @@
 """cocotb bench of rtl.layernorm.LayerNormUnit against arithmetic.layernorm_q, bit for bit.
 
-Rows: random full-range and small-range residuals, a zero-variance row, extreme rows
-(alternating min/max, all max, all min), a single outlier; random idle/stall on both streams.
-``layernorm_power_of_two``: rows whose variance V (with a per-row eps) is exactly a power of two
-at every normalization width p, the last V whose normalized operand is exactly 2^30 (the
+A row is ``W = ceil(D / L)`` words of ``L`` lanes (``mask`` on a partial last word, ``last``
+on the W-th); output lanes outside a word's mask are not compared. Gamma and beta are the same
+for every row of a batch (the unit's contract). ``layernorm_bit_exact``: random full-range and
+small-range residuals, a zero-variance row, extreme rows (alternating min/max, all max, all
+min), a single outlier, random idle/stall on both streams; then the same rows with the largest
+requantization shift (s = 62) and a few with the smallest (s = 1). ``layernorm_power_of_two``:
+rows whose variance V (with a per-row eps, so each row runs alone) is exactly a power of two at
+every normalization width p, the last V whose normalized operand is exactly 2^30 (the
 reciprocal-square-root search's equality boundary) and 4^j - 1, with a centered value whose
 normalization is an exact rounding tie wherever one exists; gamma 1, beta -n + offset and an
-identity requantization make every bit of n visible at the output.
+identity requantization make every bit of n visible at the output. ``layernorm_throughput``:
+cycles from the first input word to the last output word, checked against the unit's
+documented formula. ``layernorm_malformed_row``: a row cut short, an overlong row and a wrong
+lane mask each set ``err``, still yield whole rows (the unit never hangs), and the next
+well-formed row is bit-exact.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
 
 import cocotb
 import numpy as np
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import ReadOnly, RisingEdge
+from edgevit_hw.rtl.layernorm import FILL
 from edgevit_hw.rtl.layouts import ln_in_layout, ln_out_layout
 from edgevit_hw.sim.bench_compute import _report, _rint
 from edgevit_hw.sim.harness import Driver, Scoreboard, Sink, bench_params, start, wait_done
@@ -51,33 +61,86 @@ def config(hw, rng: np.random.Generator):
     return eps, m, s
 
 
-def expected(hw, rows, g, b, eps, m, s):
-    a = hw.arith
-    return [
-        A.layernorm_q(x[None], g, b, eps, a.ln_norm_frac_bits, m, s, a.act_bits)[0] for _, x in rows
-    ]
+class Words:
+    """Row <-> beats of W words of L lanes."""
+
+    def __init__(self, hw):
+        self.dim, self.lanes = hw.arith.embed_dim, hw.streams.act_lanes
+        self.n = math.ceil(self.dim / self.lanes)
+
+    def mask(self, w: int) -> int:
+        return (1 << min(self.lanes, self.dim - w * self.lanes)) - 1
+
+    def lanes_of(self, v, w: int) -> list[int]:
+        part = [int(t) for t in v[w * self.lanes : (w + 1) * self.lanes]]
+        return part + [0] * (self.lanes - len(part))
+
+    def beats(self, x, g, b) -> list[dict]:
+        return [{"x": self.lanes_of(x, w), "g": self.lanes_of(g, w), "b": self.lanes_of(b, w),
+                 "mask": self.mask(w), "last": int(w == self.n - 1)}
+                for w in range(self.n)]  # fmt: skip
+
+    def outs(self, y) -> list[dict]:
+        return [{"y": self.lanes_of(y, w), "mask": self.mask(w), "last": int(w == self.n - 1)}
+                for w in range(self.n)]  # fmt: skip
+
+    @staticmethod
+    def canon(beat: dict) -> dict:
+        """The beat with lanes outside its mask zeroed (they are not compared)."""
+        y = [v if beat["mask"] >> i & 1 else 0 for i, v in enumerate(beat["y"])]
+        return {**beat, "y": y}
 
 
-async def _run(dut, hw, rows, rng, prng, idle: float, stall: float) -> int:
+class Bench:
+    """One DUT, one sink (ready randomized with ``stall``) whose beats go to the current
+    batch's scoreboard; batches of rows run one after another."""
+
+    def __init__(self, dut, hw, prng: random.Random, stall: float):
+        self.dut, self.hw, self.prng, self.words = dut, hw, prng, Words(hw)
+        self.board: Scoreboard | None = None
+        self.sink = Sink(dut, "out", ln_out_layout(hw), prng, stall)
+        cocotb.start_soon(self.sink.run(self._on_beat))
+
+    def _on_beat(self, beat) -> None:
+        if self.board is not None:
+            self.board.on_beat(Words.canon(beat))
+
+    async def batch(self, rows, g, b, eps: int, m: int, s: int, idle: float) -> int:
+        """Sends ``rows`` [(name, x)] with one (g, b, eps, m, s) and waits for every output
+        word; returns the cycles waited."""
+        a, wd = self.hw.arith, self.words
+        nf = a.ln_norm_frac_bits
+        want = [A.layernorm_q(x[None], g, b, eps, nf, m, s, a.act_bits)[0] for _, x in rows]
+        beats = [bt for _, x in rows for bt in wd.beats(x, g, b)]
+        outs = [o for y in want for o in wd.outs(y)]
+        self.board = Scoreboard("out", outs, lambda i: rows[i // wd.n][0])
+        self.dut.eps.value, self.dut.m.value, self.dut.s.value = eps, m, s
+        drv = Driver(self.dut, "inp", ln_in_layout(self.hw), self.prng, idle)
+        cocotb.start_soon(drv.send(beats))
+        return await wait_done(self.dut, [self.board], 20 * len(beats) + 200 * len(rows), extra=5)
+
+
+def gamma_beta(hw, rng: np.random.Generator):
     a = hw.arith
-    dim = a.embed_dim
-    g = _rint(rng, a.ln_gamma_bits, dim)
-    b = _rint(rng, a.bias_bits, dim) >> int(rng.integers(0, a.bias_bits - 2))
+    g = _rint(rng, a.ln_gamma_bits, a.embed_dim)
+    b = _rint(rng, a.bias_bits, a.embed_dim) >> int(rng.integers(0, a.bias_bits - 2))
+    return g, b
+
+
+@cocotb.test()
+async def layernorm_bit_exact(dut):
+    hw, seed = bench_params()
+    dut._log.info(f"seed {seed}, D={hw.arith.embed_dim}, L={Words(hw).lanes}, spec {hw.spec_name}")
+    rng, prng = np.random.default_rng(seed), random.Random(seed)
+    rows = make_rows(hw, rng, int(os.environ.get("EVH_ROWS", "6")))
+    g, b = gamma_beta(hw, rng)
     eps, m, s = config(hw, rng)
-    want = expected(hw, rows, g, b, eps, m, s)
-    beats = [{"x": int(x[i]), "g": int(g[i]), "b": int(b[i]), "last": int(i == dim - 1)}
-             for _, x in rows for i in range(dim)]  # fmt: skip
-    outs = [{"y": int(y[i]), "last": int(i == dim - 1)} for y in want for i in range(dim)]
-    board = Scoreboard("out", outs, lambda i: rows[i // dim][0])
-    dut.eps.value, dut.m.value, dut.s.value = eps, m, s
     await start(dut)
-    drv = Driver(dut, "inp", ln_in_layout(hw), prng, idle)
-    sink = Sink(dut, "out", ln_out_layout(hw), prng, stall)
-    cocotb.start_soon(drv.send(beats))
-    cocotb.start_soon(sink.run(board.on_beat))
-    cycles = await wait_done(dut, [board], 20 * len(beats) + 200 * len(rows), extra=5)
+    bench = Bench(dut, hw, prng, 0.3)
+    await bench.batch(rows, g, b, eps, m, s, 0.3)
+    await bench.batch(rows, g, b, eps, m, 62, 0.3)
+    await bench.batch(rows[:4], g, b, eps, m, 1, 0.3)
     assert int(dut.err.value) == 0, "err set on well-formed rows"
-    return cycles
 
 
 def _outlier(dim: int, v: int, nf: int, res_bits: int) -> int:
@@ -115,15 +178,6 @@ def power_rows(hw):
     return rows
 
 
-async def _eps_per_row(dut, board, dim: int, eps: list[int]) -> None:
-    """Sets eps of row r + 1 once row r's first output beat has arrived: row r read its eps
-    before its first output, row r + 1 reads it only after row r's last."""
-    for r in range(1, len(eps)):
-        while board.got <= (r - 1) * dim:
-            await RisingEdge(dut.clk)
-        dut.eps.value = eps[r]
-
-
 @cocotb.test()
 async def layernorm_power_of_two(dut):
     hw, seed = bench_params()
@@ -132,80 +186,126 @@ async def layernorm_power_of_two(dut):
     rng, prng = np.random.default_rng(seed + 3), random.Random(seed + 3)
     rows = power_rows(hw)
     m, s = 1 << (a.mult_bits - 1), a.mult_bits - 1  # y = n * g + b exactly
-    beats, outs, ties = [], [], 0
-    for _, x, eps in rows:
+    await start(dut)
+    bench = Bench(dut, hw, prng, 0.2)
+    ties = 0
+    for name, x, eps in rows:
         d = dim * x - x.sum()
         r, sh = A.rsqrt_q(np.array([(d * d).sum() + eps]))
         n = A.ln_normalize(d, r, sh, nf)
         e = int(sh[0]) - nf
         ties += int(np.any((d * r) % (1 << e) == 1 << (e - 1)))
         g, b = np.ones(dim, np.int64), rng.integers(-40, 41, dim) - n
-        y = A.layernorm_q(x[None], g, b, eps, nf, m, s, a.act_bits)[0]
-        beats += [{"x": int(x[i]), "g": 1, "b": int(b[i]), "last": int(i == dim - 1)}
-                  for i in range(dim)]  # fmt: skip
-        outs += [{"y": int(y[i]), "last": int(i == dim - 1)} for i in range(dim)]
+        await bench.batch([(name, x)], g, b, eps, m, s, 0.2)
     assert ties >= 2, f"only {ties} rows with an exact rounding tie"
     dut._log.info(f"{len(rows)} power-of-two rows, {ties} with an exact tie of n")
-    board = Scoreboard("out", outs, lambda i: rows[i // dim][0])
-    dut.eps.value, dut.m.value, dut.s.value = rows[0][2], m, s
-    await start(dut)
-    cocotb.start_soon(_eps_per_row(dut, board, dim, [e for _, _, e in rows]))
-    cocotb.start_soon(Driver(dut, "inp", ln_in_layout(hw), prng, 0.2).send(beats))
-    cocotb.start_soon(Sink(dut, "out", ln_out_layout(hw), prng, 0.2).run(board.on_beat))
-    await wait_done(dut, [board], 20 * len(beats) + 200 * len(rows), extra=5)
 
 
-@cocotb.test()
-async def layernorm_bit_exact(dut):
-    hw, seed = bench_params()
-    dut._log.info(f"seed {seed}, D={hw.arith.embed_dim}, spec {hw.spec_name}")
-    rng, prng = np.random.default_rng(seed), random.Random(seed)
-    rows = make_rows(hw, rng, int(os.environ.get("EVH_ROWS", "6")))
-    await _run(dut, hw, rows, rng, prng, 0.3, 0.3)
+async def _edges(dut, stream: str, log: list[int]) -> None:
+    """Appends the cycle number of every handshake on ``stream``."""
+    valid, ready = getattr(dut, f"{stream}__valid"), getattr(dut, f"{stream}__ready")
+    n = 0
+    while True:
+        await ReadOnly()
+        if valid.value and ready.value:
+            log.append(n)
+        await RisingEdge(dut.clk)
+        n += 1
 
 
 @cocotb.test()
 async def layernorm_throughput(dut):
+    """No idle, no stall: N rows take N*W + W + ceil(log2 L) + FILL cycles from the first input
+    word to the last output word (rtl/layernorm.py), i.e. W cycles per row."""
     hw, seed = bench_params()
     rng, prng = np.random.default_rng(seed), random.Random(seed)
-    rows = make_rows(hw, rng, 3)
-    cycles = await _run(dut, hw, rows, rng, prng, 0.0, 0.0)
-    _report({"unit": "layernorm", "rows": len(rows), "cycles": cycles,
-             "cycles_per_row": cycles / len(rows), "dim": hw.arith.embed_dim})  # fmt: skip
+    rows = make_rows(hw, rng, int(os.environ.get("EVH_ROWS", "35")))
+    g, b = gamma_beta(hw, rng)
+    eps, m, s = config(hw, rng)
+    await start(dut)
+    ins, outs = [], []
+    cocotb.start_soon(_edges(dut, "inp", ins))
+    cocotb.start_soon(_edges(dut, "out", outs))
+    bench = Bench(dut, hw, prng, 0.0)
+    await bench.batch(rows, g, b, eps, m, s, 0.0)
+    wd, lanes = bench.words, Words(hw).lanes
+    n = len(rows)
+    span = outs[-1] - ins[0] + 1
+    per_row = (outs[-1] - outs[wd.n - 1]) / (n - 1)
+    want = n * wd.n + wd.n + (lanes - 1).bit_length() + FILL
+    dut._log.info(f"{n} rows of {wd.n} words: {span} cycles (formula {want}), "
+                  f"{per_row} cycles per row")  # fmt: skip
+    _report({"unit": "layernorm", "rows": n, "cycles": span, "cycles_per_row": per_row,
+             "words_per_row": wd.n, "latency": outs[0] - ins[0] + 1, "dim": hw.arith.embed_dim,
+             "lanes": lanes})  # fmt: skip
+    assert per_row == wd.n and span == want, f"{span} cycles, the formula says {want}"
+
+
+async def _reset(dut) -> None:
+    dut.rst.value = 1
+    for _ in range(2):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+
+async def _malformed(dut, hw, bench: Bench, spoil, rows: int, rng) -> None:
+    """Resets, sends a row spoiled by ``spoil(beats)`` (``rows`` rows as the unit cuts it)
+    and a good row with the same gamma and beta: ``err`` set, ``rows`` whole rows out, then
+    the good row bit-exact."""
+    a, wd = hw.arith, bench.words
+    g, b = gamma_beta(hw, rng)
+    eps, m, s = config(hw, rng)
+    bad = spoil(wd.beats(_rint(rng, a.res_bits, a.embed_dim) >> 3, g, b))
+    good = _rint(rng, a.res_bits, a.embed_dim) >> 2
+    want = A.layernorm_q(good[None], g, b, eps, a.ln_norm_frac_bits, m, s, a.act_bits)[0]
+    await _reset(dut)
+    board = Scoreboard("out", [None] * (rows * wd.n) + wd.outs(want))
+    bench.sink.beats.clear()
+    bench.board = None
+    dut.eps.value, dut.m.value, dut.s.value = eps, m, s
+    drv = Driver(dut, "inp", ln_in_layout(hw), bench.prng, 0.2)
+    cocotb.start_soon(drv.send(bad + wd.beats(good, g, b)))
+    total = (rows + 1) * wd.n
+    for _ in range(100 * total + 400):
+        await RisingEdge(dut.clk)
+        if len(bench.sink.beats) >= total:
+            break
+    got = bench.sink.beats
+    assert int(dut.err.value) == 1, "err not set by a malformed row"
+    assert len(got) == total, f"{len(got)} words, expected {total}"
+    assert [o["last"] for o in got] == [int(i % wd.n == wd.n - 1) for i in range(total)]
+    for i, beat in enumerate(got[rows * wd.n :]):
+        board.got = rows * wd.n + i
+        board.on_beat(Words.canon(beat))
+    assert not board.errors, "\n".join(board.errors[:5])
+
+
+def _short(row: list[dict]) -> list[dict]:
+    out = [dict(bt) for bt in row[:-1]]
+    out[-1]["last"] = 1
+    return out
+
+
+def _long(row: list[dict]) -> list[dict]:
+    return [dict(bt, last=0) for bt in row] + [dict(row[0], last=1)]
+
+
+def _masked(row: list[dict]) -> list[dict]:
+    out = [dict(bt) for bt in row]
+    out[-1]["mask"] >>= 1
+    return out
 
 
 @cocotb.test()
 async def layernorm_malformed_row(dut):
-    """A row cut short (``last`` two elements early) sets ``err``, still yields D beats (the
-    unit never hangs), and the following well-formed row is bit-exact."""
+    """A row cut short (``last`` one word early, when W > 1), an overlong row (``last`` one
+    word late: the unit closes a row at W words, the extra word is a row of its own) and a
+    wrong mask (one lane dropped from a row's last word) each set ``err``."""
     hw, seed = bench_params()
-    a = hw.arith
-    dim = a.embed_dim
     rng, prng = np.random.default_rng(seed + 7), random.Random(seed + 7)
-    g = _rint(rng, a.ln_gamma_bits, dim)
-    b = _rint(rng, a.bias_bits, dim) >> int(rng.integers(0, a.bias_bits - 2))
-    eps, m, s = config(hw, rng)
-    good = _rint(rng, a.res_bits, dim) >> 2
-    want = A.layernorm_q(good[None], g, b, eps, a.ln_norm_frac_bits, m, s, a.act_bits)[0]
-    short = [{"x": 1, "g": int(g[i]), "b": int(b[i]), "last": int(i == dim - 3)}
-             for i in range(dim - 2)]  # fmt: skip
-    beats = short + [{"x": int(good[i]), "g": int(g[i]), "b": int(b[i]),
-                      "last": int(i == dim - 1)} for i in range(dim)]  # fmt: skip
-    dut.eps.value, dut.m.value, dut.s.value = eps, m, s
     await start(dut)
-    cocotb.start_soon(Driver(dut, "inp", ln_in_layout(hw), prng, 0.2).send(beats))
-    sink = Sink(dut, "out", ln_out_layout(hw), prng, 0.2)
-    cocotb.start_soon(sink.run())
-    board = Scoreboard("out", [None] * dim + [{"y": int(want[i]), "last": int(i == dim - 1)}
-                                              for i in range(dim)])  # fmt: skip
-    for _ in range(40 * dim + 400):
-        await RisingEdge(dut.clk)
-        if len(sink.beats) >= 2 * dim:
-            break
-    assert int(dut.err.value) == 1, "err not set by a short row"
-    assert len(sink.beats) == 2 * dim, f"{len(sink.beats)} beats, expected {2 * dim}"
-    assert sink.beats[dim - 1]["last"] == 1, "the short row's D-th output must carry last"
-    for i, beat in enumerate(sink.beats[dim:]):
-        board.got = dim + i
-        board.on_beat(beat)
-    assert not board.errors, "\n".join(board.errors[:5])
+    bench = Bench(dut, hw, prng, 0.2)
+    if bench.words.n > 1:
+        await _malformed(dut, hw, bench, _short, 1, rng)
+    await _malformed(dut, hw, bench, _long, 2, rng)
+    await _malformed(dut, hw, bench, _masked, 1, rng)

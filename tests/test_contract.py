@@ -173,12 +173,14 @@ def test_rsqrt_q(impl, rng):
     assert np.any(m == 1 << 16) and np.any((v & (v - 1)) == 0)  # the equality boundary
     py = np.stack([m, sh], axis=1)
 
-    def build(mod, f, _):
+    def build(mod, f, lane):
         unit = RsqrtQ(vb)
-        mod.d.comb += unit.v.eq(f[0])
-        return unit, [unit.m, 15 + (unit.p >> 1)]
+        mod.submodules[f"rsqrt{lane}"] = unit
+        mod.d.comb += [unit.v.eq(f[0]), unit.start.eq(1)]
+        return [unit.m, 15 + (unit.p >> 1)]
 
-    rtl = start_done_eval(build, [unsigned(vb)], [unsigned(17), unsigned(7)], rows, lanes=8)
+    rtl = pipe_eval(build, [unsigned(vb)], [unsigned(17), unsigned(7)], rows,
+                    latency=RsqrtQ.LATENCY, lanes=32)  # fmt: skip
     check3("rsqrt_q", rows, py, impl.cpp_run("rsqrt_q", rows, 2), rtl)
 
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.rtl
 UNITS = {
     "compute_unit": ("mac4x2_w8a8", dict(mac_rows=4, mac_cols=2)),
     "mac_array": ("mac4x2_w8a8", dict(mac_rows=4, mac_cols=2)),
-    "layernorm": ("ln_res16", dict(model={"embed_dim": 24, "heads": 2})),
+    "layernorm": ("ln_res16", dict(model={"embed_dim": 36, "heads": 3})),
     "attention": ("attn_p2", dict(attn_rows=2, model={"embed_dim": 16, "heads": 2})),
     "router": ("router_e4k2", {}),
     "expert_queues": ("router_e4k2", {}),

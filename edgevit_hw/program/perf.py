@@ -14,7 +14,12 @@ throughputs are those stated in the RTL units' docstrings and measured by their 
                   Slabs are double-buffered: the next slab (of this job or the next one,
                   across experts too) loads while the current one computes, so a slab costs
                   max(compute, load) and the first slab of the frame pays its load in full.
-    layernorm     (rtl/layernorm.py)  2*D + 43 cycles per row, rows in sequence.
+    layernorm     (rtl/engines.py LayerNormEngine, rtl/layernorm.py)  gamma (32-bit) and
+                  beta (64-bit) first, a beat of c elements per cycle when c divides L
+                  (L = act_lanes; c = words_per_beat / words per element), else a 32-bit word
+                  per cycle, then eps and the requantization word (3 words); then the unit
+                  takes one L-lane word per cycle, rows overlapped:
+                  N*W + W + ceil(log2 L) + LN_FILL cycles, W = ceil(D/L) words per row.
     attention     (rtl/attention.py)  per block of P query rows: P + N + P + 9 + P*(b + 2).
     router        (rtl/router.py)  E + W + 5 cycles per token.
     queues        (rtl/expert_queues.py)  (k + 1) per token, 2 per queued entry, 1 per expert.
@@ -44,6 +49,7 @@ from edgevit_hw.program.compiler import Program
 from edgevit_hw.program.isa import Flag, Op
 
 FILL = 3  # MAC array pipeline (input, product, accumulator registers) per job
+LN_FILL = 58  # the LayerNorm unit's fixed pipeline cycles (rtl/layernorm.py FILL)
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,18 @@ class _Model:
         macs = rows * insn.k * insn.out
         return InsnCost(label, "compute", cycles, slabs * compute, macs, slabs * load)
 
+    def layernorm(self) -> int:
+        """Parameters, then the unit's rows (see the module docstring)."""
+        a, lanes = self.a, self.hw.streams.act_lanes
+
+        def load(words: int) -> int:  # D elements of `words` 32-bit words each
+            c = self.hw.streams.words_per_beat // words
+            return math.ceil(a.embed_dim / c) if c and lanes % c == 0 else words * a.embed_dim
+
+        w = math.ceil(a.embed_dim / lanes)
+        rows = a.tokens * w + w + (lanes - 1).bit_length() + LN_FILL
+        return load(1) + load(2) + 3 + rows
+
     def cost(self, label: str, insn: isa.Insn) -> InsnCost:
         a, hw = self.a, self.hw
         n, d = a.tokens, a.embed_dim
@@ -145,7 +163,7 @@ class _Model:
             return self.matmul(label, insn)
         simple = {
             Op.LOAD_RES: ("load", self.beats_words(n * d), self.beats_words(n * d)),
-            Op.LAYERNORM: ("layernorm", n * (2 * d + 43), self.beats_words(3 * d + 3)),
+            Op.LAYERNORM: ("layernorm", self.layernorm(), self.beats_words(3 * d + 3)),
             Op.ROUTE: ("router", n * (a.experts + a.gate_weight_bits + 5), 0),
             Op.QUEUES: ("queues", n * (a.top_k + 1) + 2 * n * a.top_k + a.experts, 0),
             Op.MOE_COMBINE: ("combine", n * math.ceil(d / hw.mac_cols), self.beats_words(d)),
