@@ -27,8 +27,14 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
 
+# WAVES=1: the RTL section also dumps an FST waveform per run (BUILD/MODEL/rtl_sim/run<i>/waves.fst,
+# for GTKWave or Surfer; Verilator's FST writer needs liblz4-dev, installed when missing). An m3vit
+# frame is millions of cycles: EVH_WAVES_FROM / EVH_WAVES_TO limit the dump to a cycle window.
+WAVES   ?= 0
 sim: $(STAMP)
-	$(PYTHON) -m edgevit_hw.sim --config $(MODEL) --out $(BUILD)/$(MODEL)
+	@if [ "$(WAVES)" != 0 ] && [ ! -f /usr/include/lz4.h ]; then \
+		apt-get update && apt-get install -y liblz4-dev; fi
+	WAVES=$(WAVES) $(PYTHON) -m edgevit_hw.sim --config $(MODEL) --out $(BUILD)/$(MODEL)
 
 .PHONY: csim
 csim: $(STAMP)
@@ -44,9 +50,17 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PYTHON) benchmarks/bench_golden.py --config $(MODEL)
 
-.PHONY: synth bench-rtl
-# Yosys estimate (LUT/FF/DSP48E2/BRAM, logic levels) of every RTL unit; not part of `make test`.
+.PHONY: synth synth-units bench-rtl
+# Yosys (Debian's, installed when missing) synth_xilinx -family xcup of the accelerator top:
+# LUT / FF / DSP48E2 / BRAM against the board's capacity and the deepest logic path. Not part
+# of `make test`. micro_moe's top takes ~11 min on 2 cores; m3vit's over 2 hours (Yosys's opt
+# and share passes on the flattened design), best run with nice in the background.
 synth: $(STAMP)
+	@command -v yosys >/dev/null || (apt-get update && apt-get install -y yosys)
+	$(PYTHON) benchmarks/synth_top.py --config $(MODEL)
+
+# The same estimate for every RTL unit on its own (LUT/FF/DSP48E2/BRAM, logic levels).
+synth-units: $(STAMP)
 	@command -v yosys >/dev/null || (apt-get update && apt-get install -y yosys)
 	$(PYTHON) benchmarks/synth_rtl.py --config $(MODEL)
 

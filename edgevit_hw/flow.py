@@ -152,17 +152,37 @@ def _npy(arr: np.ndarray) -> bytes:
 
 
 def write_rtl(prep: Prepared, out: Path) -> list[Path]:
-    """``DIR/rtl``: the Verilog of every RTL unit (:mod:`edgevit_hw.rtl.export`) and the
-    register map as JSON, C header and Python constants (:mod:`edgevit_hw.program.regmap`)."""
+    """``DIR/rtl``: the Verilog of every RTL unit and of the top ``evh_top.v``
+    (:mod:`edgevit_hw.rtl.export`), the register map as JSON, C header and Python constants
+    (:mod:`edgevit_hw.program.regmap`), the board's Vivado block-design script
+    (:mod:`edgevit_hw.rtl.vivado`), the lint waivers ``lint.vlt`` and the Verilator lint
+    report of the top ``lint.txt`` (:mod:`edgevit_hw.sim.lint_report`)."""
     from edgevit_hw.program.regmap import emit_regmap
-    from edgevit_hw.rtl.export import UNIT_CLASSES, top_name, unit_verilog
+    from edgevit_hw.rtl.export import top_name
+    from edgevit_hw.rtl.vivado import emit_bd_tcl
+    from edgevit_hw.sim.lint_report import REPORT, RTL, VLT, lint_report
+    from edgevit_hw.sim.runner import LINT_VLT
 
     files: dict[str, str | bytes] = dict(emit_regmap(prep.hw))
+    files.update(_unit_verilog(prep.hw))
+    files.update(emit_bd_tcl(prep.hw))
+    files[VLT] = LINT_VLT.read_bytes()
+    written = write_files(Path(out) / RTL, files)
+    with step("linting the top's Verilog with Verilator"):
+        report = lint_report(Path(out), top_name("top"), header(prep.spec))
+    return written + write_files(Path(out) / RTL, {REPORT: report})
+
+
+def _unit_verilog(hw: HwParams) -> dict[str, str]:
+    """``{"evh_<unit>.v": Verilog}`` of every unit, the top included (memoized export)."""
+    from edgevit_hw.rtl.export import UNIT_CLASSES, top_name, unit_verilog
+
+    files = {}
     with step("exporting the RTL to Verilog") as s:
         for i, (unit, _, _) in enumerate(UNIT_CLASSES):
             s.update(f"exporting the RTL to Verilog: {unit} ({i + 1}/{len(UNIT_CLASSES)})")
-            files[f"{top_name(unit)}.v"] = unit_verilog(unit, prep.hw)
-    return write_files(Path(out) / "rtl", files)
+            files[f"{top_name(unit)}.v"] = unit_verilog(unit, hw)
+    return files
 
 
 def write_program(prep: Prepared, out: Path) -> list[Path]:
@@ -193,7 +213,8 @@ def write_readme(prep: Prepared, out: Path, files: list[Path]) -> Path:
 def generate(prep: Prepared, out: Path) -> list[Path]:
     """Write everything for one spec into ``out``: the resolved spec, derived parameters,
     quantized model, golden vectors, the program (image, listing, cycle model), the HLS
-    project, the RTL Verilog and a README naming each file."""
+    project, the RTL (Verilog, register map, lint report, Vivado block-design script) and a
+    README naming each file."""
     import yaml
 
     spec = prep.spec
@@ -209,6 +230,6 @@ def generate(prep: Prepared, out: Path) -> list[Path]:
     files += write_golden_vectors(prep, out)
     files += write_program(prep, out)  # DIR/program: the program, its listing and cycle model
     files += write_hls(prep, out)  # DIR/hls: the Vitis HLS project
-    files += write_rtl(prep, out)  # DIR/rtl: the Verilog of every RTL unit
+    files += write_rtl(prep, out)  # DIR/rtl: Verilog, register map, lint report, Vivado Tcl
     files.append(write_readme(prep, out, files))  # DIR/README.md: what each file is
     return files

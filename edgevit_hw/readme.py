@@ -35,11 +35,20 @@ ENTRIES = (  # (pattern, description), first match wins
     ("hls/tb_golden.bin", "the golden tokens of the testbench frame, task 0 (int64)"),
     ("hls/*.bin", "the DRAM image the testbench loads (program, weights, constants)"),
     ("hls/*", "part of the Vitis HLS project"),
+    ("rtl/evh_top.v", "Verilog of the accelerator top (module `evh_top`: `aclk`, `aresetn`, "
+     "`s_axis_*` pixels, `m_axis_*` tokens, `m_axi_*` DRAM reads, `s_axil_*` registers, "
+     "`interrupt`), exported from `edgevit_hw.rtl.top`"),
     ("rtl/evh_*.v", "Verilog of one RTL unit (top module of the same name; ports `clk`, `rst`, "
      "`<stream>__{payload,valid,ready}`), exported from `edgevit_hw.rtl`"),
     ("rtl/regmap.json", "the control registers (AXI4-Lite): offsets, access, fields"),
     ("rtl/regmap.h", "the control registers as C #defines (EVH_REG_*, field masks)"),
     ("rtl/regmap.py", "the control registers as Python constants"),
+    ("rtl/lint.txt", "Verilator `--lint-only -Wall` report of `evh_top.v`: command, version, "
+     "result, and every waiver with its justification"),
+    ("rtl/lint.vlt", "the Verilator lint waivers the report used, each justified"),
+    ("rtl/*_bd.tcl", "Vivado script (never run here: no Vivado) building the board's block "
+     "design around `evh_top.v`: PS, AXI DMA on the streams, the DRAM master on an HP port, "
+     "the PL clock, interrupts; then the bitstream and the PYNQ `.hwh`"),
 )  # fmt: skip
 UNKNOWN = "generated (see the edgevit_hw README)"
 
