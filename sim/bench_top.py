@@ -258,3 +258,81 @@ async def check_counters(b: Bench, ok: int, dropped: int) -> None:
     assert 0 < frame < total
     assert all(0 < busy < total for busy, _ in counters.values()), counters
     assert await r.read("SPEC_ID") == b.hw.hash32
+
+
+async def wait_pc(b: Bench, low: int, cycles: int) -> None:
+    """Until the sequencer runs instruction ``low`` or later (``dbg_pc``, 1-based)."""
+    for _ in range(cycles):
+        await RisingEdge(b.dut.aclk)
+        if int(b.dut.dbg_pc.value) >= low:
+            return
+    raise AssertionError(f"dbg_pc never reached {low} in {cycles} cycles")
+
+
+async def expect_idle(b: Bench, what: str) -> None:
+    """CTRL shows ap_idle, and still does 2,000 cycles later (no run started behind it)."""
+    idle = regmap.CTRL_FIELDS[2].mask
+    for _ in range(100):
+        if (await b.regs.read("CTRL")) & idle:
+            break
+        await ClockCycles(b.dut.aclk, 50)
+    else:
+        raise AssertionError(f"{what}: never idle")
+    await ClockCycles(b.dut.aclk, 2000)
+    ctrl = await b.regs.read("CTRL")
+    assert ctrl & idle, f"{what}: CTRL 0x{ctrl:x} left idle without an ap_start"
+
+
+@cocotb.test()
+async def top_restart(dut):
+    """ap_start while busy is ignored; reset in the middle of a frame's program (reads in
+    flight) and in the middle of its pixels recovers: the next run is bit-exact."""
+    hw, seed = bench_params()
+    case = load_case(os.environ["EVH_CASE"])
+    good = [f for f in case["frames"] if not f["drop"]][:2]
+    budget, half = int(case["cycles_per_frame"]), max(2, len(case["labels"]) // 2)
+    cocotb.start_soon(Clock(dut.aclk, 10, unit="ns").start())
+    b = Bench(dut, hw, case, seed)
+    ap_start = regmap.CTRL_FIELDS[0].mask
+
+    # A run of two frames, with ap_start written while the first program runs and between
+    # the frames: both frames come out exact, and the run ends after exactly two frames.
+    await b.reset()
+    await b.start(2, good[0]["task"])
+    await b.send(good[0]["beats"])
+    await wait_pc(b, half, budget)
+    await b.regs.write("CTRL", ap_start)
+    await b.expect_tokens(0, good[0]["tokens"], budget)
+    await b.regs.write("CTRL", ap_start)
+    await b.regs.write("TASK", good[1]["task"])
+    await b.send(good[1]["beats"])
+    await b.expect_tokens(1, good[1]["tokens"], budget)
+    await expect_idle(b, "after a run of 2 frames with ap_start written while busy")
+    assert (await b.regs.read("FRAMES_OK"), await b.regs.read("FRAMES_DROPPED")) == (2, 0)
+
+    # Reset halfway through a program, DRAM reads in flight.
+    await b.start(0, good[1]["task"])
+    await b.send(good[1]["beats"])
+    await wait_pc(b, half, budget)
+    dut._log.info(f"reset at pc {int(dut.dbg_pc.value)}, ARVALID {int(dut.m_axi_arvalid.value)}")
+    await b.reset()
+    b.sink.clear()
+    await expect_idle(b, "after a reset mid-program")
+
+    # Reset halfway through a frame's pixels.
+    await b.start(0, good[0]["task"])
+    beats = good[0]["beats"]
+    await b.src.send(AxiStreamFrame(bytes(int(v) for v in beats[:, 0])))
+    while b.src.queue_occupancy_bytes > len(beats) // 2:
+        await RisingEdge(dut.aclk)
+    await b.reset()
+    b.src.clear()
+    b.sink.clear()
+
+    # The next run after the resets: exact, counters and STATUS from zero.
+    await b.start(1, good[0]["task"])
+    await b.send(beats)
+    await b.expect_tokens(2, good[0]["tokens"], budget)
+    await expect_idle(b, "after the run that follows the resets")
+    got = [await b.regs.read(n) for n in ("FRAMES_OK", "FRAMES_DROPPED", "STATUS")]
+    assert got == [1, 0, 0], f"FRAMES_OK, FRAMES_DROPPED, STATUS after the resets: {got}"

@@ -116,9 +116,12 @@ def build(unit: str, hw: HwParams):
     return runner, folder
 
 
-def run_bench(unit: str, hw: HwParams, module: str, seed: int, **env: str) -> Path:
-    """Build, then run the cocotb test module ``module`` against ``unit``; the bench reads its
-    parameters from ``EVH_DERIVED`` (the derived-parameters JSON). Raises on any failure."""
+def run_bench(
+    unit: str, hw: HwParams, module: str, seed: int, testcase: str | None = None, **env: str
+) -> Path:
+    """Build, then run the cocotb test module ``module`` (only ``testcase`` if given) against
+    ``unit``; the bench reads its parameters from ``EVH_DERIVED`` (the derived-parameters
+    JSON). Raises on any failure."""
     from cocotb_tools.check_results import get_results
     from edgevit_hw.rtl.export import top_name
 
@@ -128,6 +131,7 @@ def run_bench(unit: str, hw: HwParams, module: str, seed: int, **env: str) -> Pa
     with step(f"simulating {top_name(unit)}: {module} (cocotb + Verilator)"):
         results = runner.test(
             test_module=module,
+            testcase=testcase,
             hdl_toplevel=top_name(unit),
             build_dir=folder / "sim_build",
             test_dir=folder / tag,
