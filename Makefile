@@ -21,20 +21,26 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# WAVES=1 (make variable and environment): the RTL benches dump an FST waveform of each run
+# (cocotb benches: dump.fst in the run folder named by a failure; make sim: see below).
+WAVES   ?= 0
+export WAVES
+.PHONY: fst
+fst:  # Verilator's FST writer needs lz4.h
+	@if [ "$(WAVES)" != 0 ] && [ ! -f /usr/include/lz4.h ]; then \
+		apt-get update && apt-get install -y liblz4-dev; fi
+
+test: $(STAMP) fst
 	$(BIN)/pytest -n $(JOBS) -q
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
 
 # WAVES=1: the RTL section also dumps an FST waveform per run (BUILD/MODEL/rtl_sim/run<i>/waves.fst,
-# for GTKWave or Surfer; Verilator's FST writer needs liblz4-dev, installed when missing). An m3vit
-# frame is millions of cycles: EVH_WAVES_FROM / EVH_WAVES_TO limit the dump to a cycle window.
-WAVES   ?= 0
-sim: $(STAMP)
-	@if [ "$(WAVES)" != 0 ] && [ ! -f /usr/include/lz4.h ]; then \
-		apt-get update && apt-get install -y liblz4-dev; fi
-	WAVES=$(WAVES) $(PYTHON) -m edgevit_hw.sim --config $(MODEL) --out $(BUILD)/$(MODEL)
+# for GTKWave or Surfer). An m3vit frame is millions of cycles: EVH_WAVES_FROM / EVH_WAVES_TO
+# limit the dump to a cycle window.
+sim: $(STAMP) fst
+	$(PYTHON) -m edgevit_hw.sim --config $(MODEL) --out $(BUILD)/$(MODEL)
 
 .PHONY: csim
 csim: $(STAMP)

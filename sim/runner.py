@@ -44,10 +44,16 @@ def _source_digest() -> str:
     return h.hexdigest()
 
 
+def waves_requested() -> bool:
+    """``WAVES=1`` (make variable and environment): benches dump an FST waveform of their run
+    (``dump.fst`` in the run folder, for GTKWave or Surfer); cocotb's runner reads it too."""
+    return os.environ.get("WAVES", "0") not in ("", "0")
+
+
 def build_dir(unit: str, hw: HwParams) -> Path:
     salt = hw.to_json() + _source_digest() + os.environ.get("EVH_VL_OPT", "-O1")
     key = hashlib.sha256(salt.encode()).hexdigest()[:12]
-    return BUILD / f"{unit}-{hw.spec_name}-{key}"
+    return BUILD / f"{unit}-{hw.spec_name}-{key}{'-waves' if waves_requested() else ''}"
 
 
 @contextmanager
@@ -110,7 +116,8 @@ def build(unit: str, hw: HwParams):
             sources=[VerilatorControlFile(LINT_VLT), vfile],
             hdl_toplevel=top_name(unit),
             build_dir=folder / "sim_build",
-            build_args=["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"],
+            build_args=["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+            + (["--trace-fst", "--trace-structs"] if waves_requested() else []),
             always=False,
         )
     return runner, folder
@@ -145,5 +152,9 @@ def run_bench(
         )
     n, failed = get_results(Path(results))
     if n == 0 or failed:
-        raise AssertionError(f"{module}: {failed} of {n} cocotb tests failed (log in {folder})")
+        fst = folder / tag / "dump.fst"
+        waves = f"; waveform {fst}" if fst.exists() else "; WAVES=1 dumps its waveform"
+        raise AssertionError(
+            f"{module}: {failed} of {n} cocotb tests failed (log in {folder}{waves})"
+        )
     return Path(results)
