@@ -14,28 +14,59 @@ Schedule: LOADQ takes P query rows (``q`` stream, P beats). STREAM takes one (k,
 cycle (``kv`` stream, ``last`` on key N-1) into a register chain; row ``p`` reads the chain at
 position ``p`` (its keys arrive p cycles after row 0's, in the same natural order), so the input
 bandwidth is one k and one v vector per cycle whatever P is, and no operand fans out to all
-rows. Row pipeline: products, adder tree, requant (2), max/rescale step, exp2, p*v, state
-update; V is tapped from a longer chain at position p + 6 so it meets its key's weight.
-DRAIN: one sequential saturating divider array (b iterations per row, one lane per output
+rows. Row pipeline: :func:`logit_stages` cycles (products, the q.k adder tree with a register
+every two levels, ``* logit_m``, the requantization in two halves by
+:func:`rtl.hwmath.requant_parts` / :func:`rtl.hwmath.requant_finish`), then the 6 stages of
+:func:`online_softmax_step`; V is tapped from a longer chain at position p + logit_stages +
+:data:`V_LAG` so it meets its key's weight.
+DRAIN: one sequential saturating divider array (3 + b cycles per row, one lane per output
 element) emits the P output rows in order (``out`` stream, one row per beat).
-Cycles per block of P rows: P + N + P + 9 + P*(b + 2) (measured by the bench).
+Cycles per block of P rows: ``2P + N + logit_stages(DH) + 7 + P*(b + 4)`` (for DH = 32 or 64:
+``2P + N + 14 + P*(b + 4)``). Synthesis measure (benchmarks/synth_rtl.py): at most 12 logic
+levels between registers, the running-max and state-update loops included.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from edgevit_hw.rtl.divider import DivRound
-from edgevit_hw.rtl.hwmath import clamp, reg, round_shift, sreg
+from edgevit_hw.rtl.hwmath import above_mask, reg, requant_finish, requant_parts, sreg
 from edgevit_hw.rtl.layouts import SHIFT_BITS, attn_kv_layout, attn_out_layout, attn_q_layout
 
 from edgevit_hw.core import arithmetic as A
 from edgevit_hw.core.derive import HwParams
 
 ON = Const(1, 1)
-V_TAP = 6  # row pipeline stages between reading k and multiplying by v
+V_LAG = 4  # cycles from a key's logit t to the step's use of its value vector
+TREE_STEP = 2  # adder-tree levels between registers of the q.k sum
+
+
+def sum_tree(m: Module, vals: list, name: str) -> Value:
+    """Sum of ``vals`` by a balanced adder tree with a register after every :data:`TREE_STEP`
+    levels and after the last (:func:`tree_regs` registers in all)."""
+    level = 0
+    while len(vals) > 1:
+        pairs = [vals[i] + vals[i + 1] for i in range(0, len(vals) - 1, 2)]
+        vals = pairs + (vals[len(vals) - 1 :] if len(vals) % 2 else [])
+        level += 1
+        if level % TREE_STEP == 0 or len(vals) == 1:
+            vals = [reg(m, ON, v, f"{name}{level}_{i}") for i, v in enumerate(vals)]
+    return vals[0]
+
+
+def tree_regs(n: int) -> int:
+    """Registers of :func:`sum_tree` over ``n`` values."""
+    levels = (n - 1).bit_length()
+    return -(-levels // TREE_STEP)
+
+
+def logit_stages(head_dim: int) -> int:
+    """Cycles from a key at a row's chain position to its logit ``t``: products, the q.k
+    tree, ``score * logit_m``, the requantization's two halves."""
+    return 1 + tree_regs(head_dim) + 1 + 2
 
 
 def exp2_rom(m: Module, name: str, frac: int, out: int):
@@ -48,11 +79,8 @@ def exp2_rom(m: Module, name: str, frac: int, out: int):
 
 def exp2_q(m: Module, rd, x, frac: int, out: int):
     """arithmetic.exp2_q for ``x <= 0``: ``T[x mod 2^F] >> min(-(x >> F), O + 1)``."""
-    i = x >> frac
-    neg = -i
-    sh = Mux(neg > out + 1, out + 1, neg)
     m.d.comb += rd.addr.eq(x[:frac])
-    return rd.data >> sh[: (out + 1).bit_length() + 1]
+    return rd.data >> exp2_shift(0, x >> frac, out)
 
 
 def delays(m: Module, sigs: tuple, first: int, n: int, name: str) -> list[tuple]:
@@ -66,49 +94,81 @@ def delays(m: Module, sigs: tuple, first: int, n: int, name: str) -> list[tuple]
     return out
 
 
-def online_softmax_step(m: Module, a, ctl: tuple, t, v_late: list, name: str) -> dict:
-    """One key of arithmetic.online_softmax_ref for one query row, in 4 pipeline stages.
+def shr4(v: Value, d: Value) -> Value:
+    """``v >> d`` (arithmetic for a signed ``v``) as one 4:1 multiplexer level per two bits of
+    ``d`` (a LUT6 each), shallower than a chain of 2:1 levels: the state-update loop of
+    :func:`online_softmax_step` is this shift and one adder."""
+    for k in range(0, len(d), 2):
+        sel = d[k : k + 2]
+        v = Array(v >> (j << k) for j in range(1 << len(sel)))[sel]
+    return v
+
+
+def exp2_shift(new, t_int, out: int) -> Value:
+    """``min(new - t_int, O + 1)`` (the shift of exp2_q for ``x = t - new * 2^F``, whose
+    integer part is ``t_int - new`` with ``t_int = t >> F``; ``new >= ceil(t / 2^F)``)."""
+    neg = (new - t_int).as_unsigned()
+    return Mux(neg > out + 1, out + 1, neg)[: (out + 1).bit_length() + 1]
+
+
+def online_softmax_step(m: Module, a, ctl: tuple, t, v_late: list, name: str, v_lag: int = 2):
+    """One key of arithmetic.online_softmax_ref for one query row, in 6 pipeline stages.
 
     Inputs: ``ctl = (valid, first, last)`` flags of the key and its logit ``t`` (signed
-    ``a.logit_bits``) in the same cycle; its value vector ``v_late`` two cycles later. With
-    ``F`` = exp_frac_bits, ``O`` = exp_out_bits::
+    ``a.logit_bits``) in the same cycle; its value vector ``v_late`` ``v_lag`` (<= 4) cycles
+    later. With ``F`` = exp_frac_bits, ``O`` = exp_out_bits::
 
         c = ceil(t / 2^F);  new = c if first else max(mx, c);  d = 0 if first else new - mx
         p = exp2_q(t - new * 2^F);  l = floor(l / 2^d) + p;  acc = floor(acc / 2^d) + p * v
 
     (``d`` is saturated at max(softmax_acc_bits, softmax_sum_bits), where both floors are
-    already 0 or -1, the same value). ``first`` starts a row (l = p, acc = p * v). Returns
-    ``{"l", "acc", "upd_last"}``: the state registers, updated 4 cycles after ``t``, and a
-    flag high in the cycle a ``last`` key updates them (the row's result is final after it).
+    already 0 or -1, the same value). ``first`` starts a row (l = p, acc = p * v). Stages:
+    1 ``c``, ``t >> F``; 2 the running max ``mx`` (a compare and a select: the only loop)
+    and ``new - mx``; 3 ``d`` and the exp2 shift (:func:`exp2_shift`; ``t - new 2^F`` has the
+    fraction bits of ``t``); 4 ``p`` (table read and shift); 5 ``p * v``; 6 the state.
+    Returns ``{"l", "acc", "upd_last"}``: the state registers, updated 6 cycles after ``t``,
+    and a flag high in the cycle a ``last`` key updates them (the row's result is final
+    after it).
     """
     F, O = a.exp_frac_bits, a.exp_out_bits
-    ctl = delays(m, ctl, 5, 3, name)
-    # stage 5: running max on the ceil grid, rescale amount d, exponent e
-    v4, f4, _ = ctl[0]
+    ctl = delays(m, ctl, 1, 5, name)
+    # stage 1: ceil and floor of t on the 2^F grid, its fraction
+    t_int = t >> F
+    c1 = reg(m, ON, t_int + (t[:F] != 0), f"{name}_c1", signed(a.logit_bits - F + 1))
+    ti1, tf1 = reg(m, ON, t_int, f"{name}_ti1"), reg(m, ON, t[:F], f"{name}_tf1")
+    # stage 2: running max on the ceil grid
+    v1, f1, _ = ctl[1]
     mx = Signal(signed(a.logit_bits - F + 1), name=f"{name}_mx")
-    c = -((-t) >> F)
-    new = Mux(f4 | (c > mx), c, mx)
-    with m.If(v4):
+    gt = c1 > mx
+    new = Mux(f1 | gt, c1, mx)
+    with m.If(v1):
         m.d.sync += mx.eq(new)
+    dd2 = reg(m, ON, Mux(f1 | ~gt, 0, c1 - mx), f"{name}_dd2", unsigned(a.logit_bits - F + 1))
+    new2, ti2, tf2 = (reg(m, ON, x, f"{name}_{n}2") for x, n in ((new, "new"), (ti1, "ti"),
+                                                                 (tf1, "tf")))  # fmt: skip
+    # stage 3: rescale amount d and the exp2 shift
     dmax = max(a.softmax_acc_bits, a.softmax_sum_bits)
-    dd = Mux(f4, 0, new - mx)
-    d5 = reg(m, ON, Mux(dd > dmax, dmax, dd)[: dmax.bit_length()], f"{name}_d5")
-    e5 = sreg(m, ON, t - (new << F), a.logit_bits + 2, f"{name}_e5")
-    # stage 6: p = exp2_q(e)
+    d3 = reg(m, ON, Mux(dd2 > dmax, dmax, dd2)[: dmax.bit_length()], f"{name}_d3")
+    sh3 = reg(m, ON, exp2_shift(new2, ti2, O), f"{name}_sh3")
+    tf3 = reg(m, ON, tf2, f"{name}_tf3")
+    # stage 4: p = exp2_q(t - new 2^F) = T[t mod 2^F] >> sh
     rd = exp2_rom(m, f"{name}_exp2_rom", F, O)
-    p6 = reg(m, ON, exp2_q(m, rd, e5, F, O), f"{name}_p6", unsigned(O + 1))
-    d6 = reg(m, ON, d5, f"{name}_d6")
-    # stage 7: p * v
-    pv = [reg(m, ON, p6 * v, f"{name}_pv{i}") for i, v in enumerate(v_late)]
-    d7, p7 = reg(m, ON, d6, f"{name}_d7"), reg(m, ON, p6, f"{name}_p7")
-    v7, f7, l7 = ctl[3]
-    # stage 8: state update (first key: state = its contribution)
+    m.d.comb += rd.addr.eq(tf3)
+    p4 = reg(m, ON, rd.data >> sh3, f"{name}_p4", unsigned(O + 1))
+    d4 = reg(m, ON, d3, f"{name}_d4")
+    # stage 5: p * v (v from the caller's v_lag, delayed to 4 cycles after t)
+    for k in range(4 - v_lag):
+        v_late = [reg(m, ON, v, f"{name}_vd{k}_{i}") for i, v in enumerate(v_late)]
+    pv = [reg(m, ON, p4 * v, f"{name}_pv{i}") for i, v in enumerate(v_late)]
+    d5, p5 = reg(m, ON, d4, f"{name}_d5"), reg(m, ON, p4, f"{name}_p5")
+    v5, f5, l5 = ctl[5]
+    # stage 6: state update (first key: state = its contribution)
     ell = Signal(unsigned(a.softmax_sum_bits), name=f"{name}_l")
     acc = [Signal(signed(a.softmax_acc_bits), name=f"{name}_acc{i}") for i in range(len(pv))]
-    with m.If(v7):
-        m.d.sync += ell.eq(Mux(f7, 0, ell >> d7) + p7)
-        m.d.sync += [acc[i].eq(Mux(f7, 0, acc[i] >> d7) + pv[i]) for i in range(len(pv))]
-    return {"l": ell, "acc": acc, "upd_last": v7 & l7}
+    with m.If(v5):
+        m.d.sync += ell.eq(Mux(f5, 0, shr4(ell, d5)) + p5)
+        m.d.sync += [acc[i].eq(Mux(f5, 0, shr4(acc[i], d5)) + pv[i]) for i in range(len(pv))]
+    return {"l": ell, "acc": acc, "upd_last": v5 & l5}
 
 
 class AttentionEngine(wiring.Component):
@@ -169,7 +229,7 @@ class AttentionEngine(wiring.Component):
             m.d.sync += first.eq(kv.last)
         ent = []
         prev = {"v": take, "f": first, "l": kv.last, "k": kv.k, "val": kv.v}
-        for j in range(rows + V_TAP):
+        for j in range(rows + self._v_tap()):
             cur = {
                 "v": reg(m, ON, prev["v"], f"ch{j}_valid"),
                 "f": reg(m, ON, prev["f"], f"ch{j}_first"),
@@ -184,27 +244,47 @@ class AttentionEngine(wiring.Component):
 
     def _rows(self, m, qreg, chain, fin) -> list[dict]:
         rows = self._hw.attn_rows
-        states = [self._row(m, p, qreg[p], chain[p], chain[p + V_TAP]) for p in range(rows)]
+        rq = self._logit_shift(m)
+        tap = self._v_tap()
+        states = [self._row(m, p, qreg[p], chain[p], chain[p + tap], rq) for p in range(rows)]
         m.d.comb += fin.eq(states[-1]["upd_last"])
         return states
 
-    def _row(self, m, p, q, ent, vent):
-        """One query row's pipeline: stages 1-4 compute the logit ``t`` of the key at chain
-        position p, :func:`online_softmax_step` (stages 5-8) folds it into the row's state."""
+    def _v_tap(self) -> int:
+        """Chain position offset of a row's value vectors: V_LAG cycles after its logit."""
+        return logit_stages(self._hw.arith.head_dim) + V_LAG
+
+    def _logit_shift(self, m) -> dict:
+        """The 'logit' requantization's shift terms (``s - 1``, ``s == 0``, the fit mask),
+        registered from ``logit_s`` (constant during a block) for every row."""
         a = self._hw.arith
-        ctl = delays(m, (ent["v"], ent["f"], ent["l"]), 1, 4, f"r{p}")
+        pw = a.score_bits + a.mult_bits + 1
+        return {
+            "s1": reg(m, ON, self.logit_s - 1, "logit_s1", unsigned(SHIFT_BITS)),
+            "zero": reg(m, ON, self.logit_s == 0, "logit_zero"),
+            "hmask": reg(m, ON, above_mask(self.logit_s, a.logit_bits, pw), "logit_hmask"),
+        }
+
+    def _row(self, m, p, q, ent, vent, rq):
+        """One query row's pipeline: :func:`logit_stages` cycles compute the logit ``t`` of the
+        key at chain position p, :func:`online_softmax_step` (6 more) folds it into the row's
+        state."""
+        a = self._hw.arith
+        ctl = delays(m, (ent["v"], ent["f"], ent["l"]), 1, logit_stages(a.head_dim), f"r{p}")
         prods = [reg(m, ON, q[i] * ent["k"][i], f"r{p}_prod{i}") for i in range(a.head_dim)]
-        score = sreg(m, ON, sum(prods), a.score_bits, f"r{p}_score")
-        prod = reg(m, ON, score * self.logit_m, f"r{p}_lp")
-        t = sreg(m, ON, clamp(round_shift(prod, self.logit_s), a.logit_bits), a.logit_bits,
-                 f"r{p}_t")  # fmt: skip
-        # v from the chain tap p + V_TAP: two cycles after t, when the step multiplies by p
-        return online_softmax_step(m, a, ctl[-1], t, vent["val"], f"r{p}")
+        score = sum_tree(m, prods, f"r{p}_sum")
+        prod = reg(m, ON, score * self.logit_m, f"r{p}_lp", signed(len(rq["hmask"])))
+        parts = requant_parts(m, prod, rq["s1"], rq["zero"], rq["hmask"], a.logit_bits,
+                              f"r{p}_rq")  # fmt: skip
+        half = {k: reg(m, ON, v, f"r{p}_rq{k}") for k, v in parts.items()}
+        t = sreg(m, ON, requant_finish(**half, bits=a.logit_bits), a.logit_bits, f"r{p}_t")
+        # v from the chain tap p + _v_tap(): V_LAG cycles after t, when the step needs it
+        return online_softmax_step(m, a, ctl[-1], t, vent["val"], f"r{p}", v_lag=V_LAG)
 
     def _drain(self, m, states):
         """Each row in turn: o = normalize_attention(acc, l) by the :class:`DivRound` array
-        (one lane per output element, 1 + b cycles), registered into ``out``; returns a
-        signal that is high on the cycle the last row is handed over."""
+        (one lane per output element, DivRound.LATENCY + b cycles), registered into ``out``;
+        returns a signal that is high on the cycle the last row is handed over."""
         hw, a = self._hw, self._hw.arith
         b, dh = a.act_bits, a.head_dim
         m.submodules.div = div = DivRound(dh, signed(a.softmax_acc_bits), a.softmax_sum_bits, b,

@@ -6,6 +6,9 @@ row of C results per beat). The MAC array's tile register and the epilogue's sha
 form a double buffer, so a tile of K >= R operand beats streams in while the previous tile
 drains: sustained throughput max(K, R) cycles per R x C outputs. A
 :class:`rtl.skid.SkidBuffer` on ``out`` registers the ready path into the epilogue's stall.
+Latency without stalls, from a tile's last operand beat to its first output row: the MAC
+array's 3 cycles, the shadow load, the epilogue's :data:`rtl.epilogue.STAGES` = 11 register
+stages and the skid register.
 """
 
 from __future__ import annotations

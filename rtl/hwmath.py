@@ -6,7 +6,7 @@ the same name; the units register the results between pipeline stages.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from edgevit_hw.rtl.layouts import SHIFT_BITS
 
 
@@ -20,9 +20,17 @@ def smax(bits: int) -> int:
 
 def clamp(v: Value, bits: int) -> Value:
     """``clamp_bits(v)`` (arithmetic.clamp): saturate to the signed ``bits``-bit range; the
-    result has shape ``signed(bits)``."""
-    lo, hi = smin(bits), smax(bits)
-    return Mux(v > hi, hi, Mux(v < lo, lo, v))
+    result has shape ``signed(bits)``. ``v`` fits iff its bits from ``bits - 1`` up all equal
+    its sign (a LUT tree, no comparator carry chain)."""
+    v = Value.cast(v)
+    sgn = v.shape().signed
+    if len(v) < bits or (sgn and len(v) == bits):
+        return v.as_signed() if sgn else Cat(v, Const(0, 1)).as_signed()
+    top = v[bits - 1 :]
+    fits = (top.all() | ~top.any()) if sgn else ~top.any()
+    neg = v[-1] if sgn else Const(0, 1)
+    sat = Mux(neg, Const(smin(bits), signed(bits)), Const(smax(bits), signed(bits)))
+    return Mux(fits, v[:bits].as_signed(), sat)
 
 
 def half(s: Value) -> Value:
@@ -64,3 +72,51 @@ def reg(m: Module, en: Value, expr: Value, name: str, shape=None, data: bool = F
 def sreg(m: Module, en: Value, expr: Value, bits: int, name: str) -> Signal:
     """A signed ``bits``-wide pipeline register (the caller guarantees the value fits)."""
     return reg(m, en, expr, name, signed(bits))
+
+
+def ext(v: Value, bits: int) -> Value:
+    """``v`` sign- or zero-extended (per its shape) to ``bits`` bits, as raw bits."""
+    v = Value.cast(v)
+    pad = v[-1] if v.shape().signed else Const(0, 1)
+    return Cat(v, pad.replicate(bits - len(v))) if bits > len(v) else v[:bits]
+
+
+def select_bits(m: Module, v: Value, amount: Value, width: int, name: str) -> Signal:
+    """``(v >> amount)[:width]`` (``v`` sign- or zero-extended as needed) as one multiplexer
+    per output bit over every value of ``amount`` (a few LUT levels, where a binary shifter
+    chains one level per bit of ``amount``)."""
+    n = 1 << len(amount)
+    ve = ext(v, n + width)
+    out = Signal(width, name=name)
+    with m.Switch(amount):
+        for k in range(n):
+            with m.Case(k):
+                m.d.comb += out.eq(ve[k : k + width])
+    return out
+
+
+def above_mask(s: Value, bits, width: int) -> Value:
+    """The ``hmask`` of :func:`requant_parts`: bit ``i`` (of ``width``) set iff
+    ``i >= s + bits - 1`` (``bits`` an int or a Value); registered by the caller."""
+    lim = s + (bits - 1)
+    return Cat(*((lim <= i) for i in range(width)))
+
+
+def requant_parts(m: Module, p: Value, s1, zero, hmask, bits: int, name: str) -> dict:
+    """arithmetic.requant's ``clamp_bits((p + 2^(s-1)) >> s)`` for a product ``p`` without a
+    wide adder, first half: ``(p + 2^(s-1)) >> s = q + r`` with ``q = p >> s`` and
+    ``r = p[s-1]``; ``q`` fits ``bits`` iff the bits of ``p`` from ``s + bits - 1`` up equal
+    its sign (``hmask`` = :func:`above_mask` marks them). ``s1 = s - 1`` and ``zero = (s == 0)``
+    are registered by the caller. Returns ``q`` (low ``bits`` bits), ``r``, ``fits``, ``neg``."""
+    neg = p[-1]
+    fits = ~((p.as_unsigned() ^ neg.replicate(len(p))) & hmask).any()
+    t = select_bits(m, p, s1, bits + 1, f"{name}_t")  # p[s-1], then q
+    return {"q": Mux(zero, p[:bits], t[1:]), "r": ~zero & t[0], "fits": fits, "neg": neg}
+
+
+def requant_finish(q, r, fits, neg, bits: int) -> Value:
+    """Second half of :func:`requant_parts`: ``q + r`` saturated (a ``q`` equal to the largest
+    value saturates, as ``q + r`` could overflow; an unfit ``q`` saturates by its sign)."""
+    top = q[:bits] == smax(bits)
+    inc = q[:bits].as_signed() + r
+    return Mux(fits, Mux(top, smax(bits), inc), Mux(neg, smin(bits), smax(bits)))

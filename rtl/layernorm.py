@@ -18,15 +18,16 @@ Stages (all registered, one word per cycle; only OUT is back-pressured):
    ``e = 15 + p/2 - NF``; they wait in a FIFO for OUT.
 5. OUT (L lanes per cycle, 9 stages): ``d_i * r + 2^(e-1) = x_i * Dr + C`` (one product
    per lane, exact: ``d_i = D*x_i - S``), ``n_i = ln_normalize(d_i * r, p) = (x_i*Dr + C) >> e``,
-   ``y_i = requant(n_i*g_i + b_i, m, s, act)`` by :func:`requant_parts` (no wide adder).
+   ``y_i = requant(n_i*g_i + b_i, m, s, act)`` by :func:`rtl.hwmath.requant_parts` (no wide
+   adder).
 
 Rows overlap: a row holds one of ``slots`` row-store slots (W words each) from its first word
 until OUT has read its last word, and ``slots`` covers the latency from IN to OUT, so IN takes a
 word per cycle while earlier rows are in VAR, RSQRT and OUT. Additions wider than the
 adder trees' (about 40 bits) are split over two cycles (:func:`add2`), shifts are one
-multiplexer per output bit (:func:`select_bits`), and no product is followed by an addition in
-the same cycle: the synthesis estimate (benchmarks/synth_rtl.py measure) stays at 12 logic
-levels or fewer.
+multiplexer per output bit (:func:`rtl.hwmath.select_bits`), and no product is followed by an
+addition in the same cycle: the synthesis estimate (benchmarks/synth_rtl.py measure) stays at
+12 logic levels or fewer.
 
 Members: ``inp`` (sink, :func:`rtl.layouts.ln_in_layout`: ``x`` / ``g`` / ``b`` [L], ``mask``,
 ``last`` on the row's W-th word), ``out`` (source, :func:`rtl.layouts.ln_out_layout`: ``y``
@@ -46,13 +47,21 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.data import ArrayLayout, StructLayout
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from edgevit_hw.rtl.hwmath import half, reg, smax, smin
+from edgevit_hw.rtl.hwmath import (
+    above_mask,
+    ext,
+    half,
+    reg,
+    requant_finish,
+    requant_parts,
+    select_bits,
+)
 from edgevit_hw.rtl.layouts import SHIFT_BITS, ln_in_layout, ln_out_layout
 from edgevit_hw.rtl.rsqrt import RsqrtQ
 
@@ -63,13 +72,6 @@ IN_STAGES, SUM_STAGES, VAR_STAGES, ROW_STAGES, OUT_STAGES = 2, 2, 6, 3, 9
 # first output word: FILL + tree levels
 ISSUE = IN_STAGES + SUM_STAGES + VAR_STAGES + RsqrtQ.LATENCY + ROW_STAGES
 FILL = ISSUE + OUT_STAGES
-
-
-def ext(v: Value, bits: int) -> Value:
-    """``v`` sign- or zero-extended (per its shape) to ``bits`` bits, as raw bits."""
-    v = Value.cast(v)
-    pad = v[-1] if v.shape().signed else Const(0, 1)
-    return Cat(v, pad.replicate(bits - len(v))) if bits > len(v) else v[:bits]
 
 
 def pipe(m: Module, expr, name: str, shape=None) -> Signal:
@@ -109,39 +111,6 @@ def tree(m: Module, vals: list, name: str) -> Value:
         vals = [pipe(m, v, f"{name}{level}_{i}") for i, v in enumerate(pairs)]
         level += 1
     return vals[0]
-
-
-def select_bits(m: Module, v: Value, amount: Value, width: int, name: str) -> Signal:
-    """``(v >> amount)[:width]`` (``v`` sign- or zero-extended as needed) as one multiplexer
-    per output bit over every value of ``amount`` (a few LUT levels, where a binary shifter
-    chains one level per bit of ``amount``)."""
-    n = 1 << len(amount)
-    ve = ext(v, n + width)
-    out = Signal(width, name=name)
-    with m.Switch(amount):
-        for k in range(n):
-            with m.Case(k):
-                m.d.comb += out.eq(ve[k : k + width])
-    return out
-
-
-def requant_parts(m: Module, p: Value, s1, zero, hmask, bits: int, name: str) -> dict:
-    """arithmetic.requant's ``clamp_bits((p + 2^(s-1)) >> s)`` for a product ``p`` without a
-    wide adder, first half: ``(p + 2^(s-1)) >> s = q + r`` with ``q = p >> s`` and
-    ``r = p[s-1]``; ``q`` fits ``bits`` iff the bits of ``p`` from ``s + bits - 1`` up equal
-    its sign (``hmask``, per configuration, marks them). ``s1 = s - 1`` and ``zero = (s == 0)``
-    are registered by the caller. Returns ``q`` (low ``bits`` bits), ``r``, ``fits``, ``neg``."""
-    neg = p[-1]
-    fits = ~((p.as_unsigned() ^ neg.replicate(len(p))) & hmask).any()
-    t = select_bits(m, p, s1, bits + 1, f"{name}_t")  # p[s-1], then q
-    return {"q": Mux(zero, p[:bits], t[1:]), "r": ~zero & t[0], "fits": fits, "neg": neg}
-
-
-def requant_finish(q, r, fits, neg, bits: int) -> Value:
-    """Second half of :func:`requant_parts`: ``q + r`` saturated (a ``q`` equal to the largest
-    value saturates, as ``q + r`` could overflow; an unfit ``q`` saturates by its sign)."""
-    top = q == smax(bits)
-    return Mux(fits, Mux(top, smax(bits), q.as_signed() + r), Mux(neg, smin(bits), smax(bits)))
 
 
 class LayerNormUnit(wiring.Component):
@@ -348,7 +317,7 @@ class LayerNormUnit(wiring.Component):
         for k in range(2, 5):
             e = reg(m, adv, e, f"o{k}_row_e")
         pb, bits = a.ln_prod_bits, a.act_bits
-        hmask = Cat(*((self.s + (bits - 1) <= i) for i in range(pb)))
+        hmask = above_mask(self.s, bits, pb)
         return {
             "dr1": dr1,
             "c2": c2,

@@ -29,3 +29,14 @@ def test_attention_micro_moe(rows):
 
     hw = variant(f"attn_big_p{rows}", attn_rows=rows)
     run_bench("attention", hw, "edgevit_hw.sim.bench_attention", SEED + 1, EVH_BLOCKS="6")
+
+
+def test_cycle_model_states_the_attention_pipeline():
+    """The perf model's attention formula uses the unit's logit pipeline for every head
+    dimension."""
+    from edgevit_hw.rtl.attention import TREE_STEP, logit_stages
+
+    from edgevit_hw.program.perf import ATTN_TREE_STEP, attn_logit_stages
+
+    assert ATTN_TREE_STEP == TREE_STEP
+    assert [attn_logit_stages(d) for d in range(1, 257)] == [logit_stages(d) for d in range(1, 257)]

@@ -17,3 +17,11 @@ def test_router_units(unit):
     print(f"seed {SEED}")
     prefix = "router_bit_exact" if unit == "router" else "expert_queues_"
     run_bench(unit, hw, module, SEED, COCOTB_TEST_FILTER=prefix)
+
+
+def test_cycle_model_states_the_router_token_cycles():
+    from edgevit_hw.rtl.router import TOKEN_CYCLES
+
+    from edgevit_hw.program.perf import ROUTER_TOKEN
+
+    assert ROUTER_TOKEN == TOKEN_CYCLES

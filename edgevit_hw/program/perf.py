@@ -20,8 +20,11 @@ throughputs are those stated in the RTL units' docstrings and measured by their 
                   per cycle, then eps and the requantization word (3 words); then the unit
                   takes one L-lane word per cycle, rows overlapped:
                   N*W + W + ceil(log2 L) + LN_FILL cycles, W = ceil(D/L) words per row.
-    attention     (rtl/attention.py)  per block of P query rows: P + N + P + 9 + P*(b + 2).
-    router        (rtl/router.py)  E + W + 5 cycles per token.
+    attention     (rtl/attention.py)  per block of P query rows:
+                  2P + N + logit_stages(DH) + 7 + P*(b + 4), logit_stages = products, the q.k
+                  adder tree (a register every ATTN_TREE_STEP levels), score * m, two
+                  requantization halves.
+    router        (rtl/router.py)  E + W + ROUTER_TOKEN cycles per token.
     queues        (rtl/expert_queues.py)  (k + 1) per token, 2 per queued entry, 1 per expert.
     moe combine   the epilogue's residual path: C values per cycle, N * ceil(D/C).
     load / output one 32-bit word per lane of the weight port (LOAD_RES); one output element
@@ -48,8 +51,16 @@ from edgevit_hw.program import isa
 from edgevit_hw.program.compiler import Program
 from edgevit_hw.program.isa import Flag, Op
 
-FILL = 3  # MAC array pipeline (input, product, accumulator registers) per job
+FILL = 6  # per job: MAC array pipeline (input, product, accumulator) + 3 epilogue stages
+# added for logic depth (rtl/epilogue.py STAGES = 11, was 8)
 LN_FILL = 58  # the LayerNorm unit's fixed pipeline cycles (rtl/layernorm.py FILL)
+ROUTER_TOKEN = 14  # the router's fixed cycles per token (rtl/router.py TOKEN_CYCLES)
+ATTN_TREE_STEP = 2  # adder-tree levels between registers (rtl/attention.py TREE_STEP)
+
+
+def attn_logit_stages(head_dim: int) -> int:
+    """The attention row pipeline from a key to its logit (rtl/attention.py logit_stages)."""
+    return 1 + -(-(head_dim - 1).bit_length() // ATTN_TREE_STEP) + 1 + 2
 
 
 @dataclass(frozen=True)
@@ -164,14 +175,15 @@ class _Model:
         simple = {
             Op.LOAD_RES: ("load", self.beats_words(n * d), self.beats_words(n * d)),
             Op.LAYERNORM: ("layernorm", self.layernorm(), self.beats_words(3 * d + 3)),
-            Op.ROUTE: ("router", n * (a.experts + a.gate_weight_bits + 5), 0),
+            Op.ROUTE: ("router", n * (a.experts + a.gate_weight_bits + ROUTER_TOKEN), 0),
             Op.QUEUES: ("queues", n * (a.top_k + 1) + 2 * n * a.top_k + a.experts, 0),
             Op.MOE_COMBINE: ("combine", n * math.ceil(d / hw.mac_cols), self.beats_words(d)),
             Op.OUTPUT: ("output", n * d, 0),
         }
         if insn.OP == Op.ATTENTION:
             p = insn.rows
-            return InsnCost(label, "attention", 2 * p + n + 9 + p * (a.act_bits + 2), 0, 0, 1)
+            fixed = attn_logit_stages(a.head_dim) + 7
+            return InsnCost(label, "attention", 2 * p + n + fixed + p * (a.act_bits + 4), 0, 0, 1)
         unit, cycles, beats = simple[insn.OP]
         return InsnCost(label, unit, cycles, 0, 0, beats)
 
