@@ -341,6 +341,8 @@ class Core(Elaboratable):
     def _counters(self, m: Module) -> None:
         now = self.insn_start & (self.ins.op == Op.MOE_COMBINE)
         m.d.comb += self.mm.combine.eq(self._combine | now)
+        # a new run (the image may differ) or a read error: the attention word is read again
+        m.d.comb += self.atte.invalidate.eq(self.start | self.rd_error)
         m.d.sync += self.now.eq(self.now + 1)
         pix, rx = self.pix, Signal(32)
         with m.If(self.start):

@@ -31,6 +31,8 @@ class DramClient:
         self.words = Signal(32, name=f"{name}_words")
         self.word = Signal(WORD, name=f"{name}_word")
         self.word_valid = Signal(name=f"{name}_word_valid")
+        # a client that may have answers arriving while it cannot take them drives this low
+        self.word_ready = Signal(init=1, name=f"{name}_word_ready")
         self.beat = Signal(port, name=f"{name}_beat")
         self.beat_valid = Signal(name=f"{name}_beat_valid")
         self.beat_ready = Signal(name=f"{name}_beat_ready")
@@ -118,24 +120,26 @@ class DramWords(Elaboratable):
         with m.If(head.valid & ~loaded):
             m.d.sync += [loaded.eq(1), skip.eq(head.payload[idb + 1 : idb + 9]),
                          left.eq(head.payload[idb + 9 :])]  # fmt: skip
-        raw_ready = Signal()
+        raw_ready, word_ready = Signal(), Signal()
         for i, c in enumerate(self.clients):
             mine = loaded & (who == i)
             m.d.comb += [c.beat.eq(self.data.payload.data), c.word.eq(word)]
             m.d.comb += c.beat_valid.eq(mine & ~wmode & self.data.valid)
             m.d.comb += c.word_valid.eq(mine & wmode & have & (skip == 0) & (left != 0))
             with m.If(mine):
-                m.d.comb += raw_ready.eq(c.beat_ready)
-        ready = loaded & Mux(wmode, ~have, raw_ready)
+                m.d.comb += [raw_ready.eq(c.beat_ready), word_ready.eq(c.word_ready)]
+        # a lane moves on when its word is taken, skipped or past the request's words
+        adv = Signal()
+        m.d.comb += adv.eq(have & ((skip != 0) | (left == 0) | word_ready))
+        # word mode: the next beat of the same request loads in the cycle of the last word
+        free = ~have | ((lane == wpb - 1) & adv & ~cur_last)
+        ready = loaded & Mux(wmode, free, raw_ready)
         take = ready & self.data.valid
         m.d.comb += self.data.ready.eq(ready)
         pop = Signal()
-        with m.If(take & wmode):
-            m.d.sync += [cur.eq(self.data.payload.data), have.eq(1), lane.eq(0),
-                         cur_last.eq(self.data.payload.last)]  # fmt: skip
         with m.If(take & ~wmode & self.data.payload.last):
             m.d.comb += pop.eq(1)
-        with m.If(have):
+        with m.If(adv):
             with m.If(skip != 0):
                 m.d.sync += skip.eq(skip - 1)
             with m.Elif(left != 0):
@@ -144,6 +148,9 @@ class DramWords(Elaboratable):
             with m.If(lane == wpb - 1):
                 m.d.sync += have.eq(0)
                 m.d.comb += pop.eq(cur_last)
+        with m.If(take & wmode):
+            m.d.sync += [cur.eq(self.data.payload.data), have.eq(1), lane.eq(0),
+                         cur_last.eq(self.data.payload.last)]  # fmt: skip
         m.d.comb += head.ready.eq(pop)
         with m.If(pop):
             m.d.sync += loaded.eq(0)

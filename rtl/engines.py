@@ -83,7 +83,9 @@ def one_hot_lane(m: Module, client, lane, value) -> None:
 
 
 class LoadResidual(Elaboratable):
-    """LOAD_RES: tokens x embed_dim 32-bit words from ``a0`` into the residual buffer."""
+    """LOAD_RES: tokens x embed_dim 32-bit words from ``a0`` into the residual buffer: a whole
+    DRAM beat (``c`` words, ``c`` lanes of one memory word) per cycle when ``c`` divides both
+    L and embed_dim, else one word per cycle."""
 
     def __init__(self, hw: HwParams, ins, dram, mem):
         self.hw, self.ins, self.dram = hw, ins, dram
@@ -92,14 +94,11 @@ class LoadResidual(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        a, d = self.hw.arith, self.dram
-        cur = Cursor(
-            "ldres",
-            a.tokens,
-            a.embed_dim,
-            row_words(self.hw, Buf.RESIDUAL),
-            self.hw.streams.act_lanes,
-        )
+        a, d, st = self.hw.arith, self.dram, self.hw.streams
+        L, wpb = st.act_lanes, st.words_per_beat
+        c = wpb if L % wpb == 0 and a.embed_dim % wpb == 0 else 1
+        # a cursor over groups of c elements: group lane g is lanes g*c .. g*c + c - 1
+        cur = Cursor("ldres", a.tokens, a.embed_dim // c, row_words(self.hw, Buf.RESIDUAL), L // c)
         n = a.tokens * a.embed_dim
         with m.FSM(name="ldres"):
             with m.State("IDLE"):
@@ -108,19 +107,26 @@ class LoadResidual(Elaboratable):
                     m.next = "REQ"
             with m.State("REQ"):
                 m.d.comb += d.active.eq(1)
-                addr, beats, skip = word_span(self.hw, self.ins.a0, 0, n)
-                d.request(m, addr, beats, skip, n)
+                if c > 1:
+                    d.request(m, self.ins.a0, n // c)
+                else:
+                    d.request(m, *word_span(self.hw, self.ins.a0, 0, n), n)
                 with m.If(d.req_ready):
                     m.next = "WORDS"
             with m.State("WORDS"):
-                m.d.comb += d.active.eq(1)
-                with m.If(d.word_valid):
+                m.d.comb += [d.active.eq(1), d.beat_ready.eq(1)]
+                with m.If(d.beat_valid if c > 1 else d.word_valid):
                     m.d.comb += [
                         self.wr.buf.eq(Buf.RESIDUAL),
                         self.wr.addr.eq(cur.addr),
                         self.wr.en.eq(1),
                     ]
-                    one_hot_lane(m, self.wr, cur.lane, d.word.as_signed())
+                    if c > 1:
+                        words = [d.beat[32 * i : 32 * (i + 1)].as_signed() for i in range(c)]
+                        m.d.comb += [self.wr.data[i].eq(words[i % c]) for i in range(L)]
+                        m.d.comb += self.wr.mask.eq(Const((1 << c) - 1, L) << (cur.lane * c))
+                    else:
+                        one_hot_lane(m, self.wr, cur.lane, d.word.as_signed())
                     cur.step(m)
                     with m.If(cur.last):
                         m.d.comb += self.done.eq(1)
@@ -340,7 +346,9 @@ def vec_window(m: Module, hw: HwParams, data, off, name: str) -> list[Signal]:
 class AttentionFeeder(Elaboratable):
     """ATTENTION (head ``index``, rows ``row0 ..``, at most P): the logit requant word, P query
     rows (zeros past ``rows``), then every token's (k, v) into the attention engine; its P
-    output rows go to ATTN_OUT (the first ``rows`` of them)."""
+    output rows go to ATTN_OUT (the first ``rows`` of them). The requant word is kept with its
+    address: the blocks of a head read the same word, so only the first one waits for DRAM
+    (``invalidate``, at the start of a run, forgets it)."""
 
     def __init__(self, hw: HwParams, ins, dram, mem, unit):
         self.hw, self.ins, self.dram, self.unit = hw, ins, dram, unit
@@ -348,7 +356,7 @@ class AttentionFeeder(Elaboratable):
         self.rq = mem.read_client("at_qk", (Buf.QKV,), a.act_bits)
         self.rv = mem.read_client("at_v", (Buf.QKV,), a.act_bits)
         self.wr = mem.write_client("at_out", (Buf.ATTN_OUT,), a.act_bits)
-        self.start, self.done = Signal(), Signal()
+        self.start, self.done, self.invalidate = Signal(), Signal(), Signal()
 
     def elaborate(self, platform):
         m = Module()
@@ -357,9 +365,15 @@ class AttentionFeeder(Elaboratable):
         m.d.comb += [self.unit.logit_m.eq(lm), self.unit.logit_s.eq(ls)]
         d, ins = self.dram, self.ins
         go = Signal()
+        held, held_addr = Signal(), Signal.like(ins.a2, name="attn_rq_addr")
+        with m.If(self.invalidate):
+            m.d.sync += held.eq(0)
         with m.FSM(name="attn"):
             with m.State("IDLE"):
-                with m.If(self.start):
+                with m.If(self.start & held & (held_addr == ins.a2)):
+                    m.next = "RUN"
+                with m.Elif(self.start):
+                    m.d.sync += [held.eq(0), held_addr.eq(ins.a2)]
                     m.next = "REQ"
             with m.State("REQ"):
                 m.d.comb += d.active.eq(1)
@@ -371,7 +385,7 @@ class AttentionFeeder(Elaboratable):
                 m.d.comb += d.active.eq(1)
                 with m.If(d.word_valid):
                     mm, ss = requant_fields(d.word)
-                    m.d.sync += [lm.eq(mm), ls.eq(ss)]
+                    m.d.sync += [lm.eq(mm), ls.eq(ss), held.eq(1)]
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += go.eq(1)

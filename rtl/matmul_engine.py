@@ -6,14 +6,19 @@ MOE_RES epilogue computes ``residual_add(res, moe_sum, m, s)``). Three processes
 * the **loader** fetches, per C-column slab, the C biases and requantization words (the GELU
   word once per job) into constant bank ``s % 2`` and the slab's ``K * slab_row_beats`` beats
   (pre-tiled: one k-row of C lanes per ``slab_row_beats`` beats) into weight-tile half
-  ``s % 2``; it loads slab s + 1 while slab s computes (double buffer);
+  ``s % 2``; it loads slab s + 1 while slab s computes (double buffer). Its requester puts a
+  slab's three requests out back to back as soon as the bank is free, its consumer takes the
+  answers in order (whole beats of constants when C is a multiple of the words per beat), so
+  a slab costs one DRAM latency, hidden behind the previous slab's data;
 * the **row producer** builds, per block of R rows, row table ``t % 2`` (compact rows, or
   expert ``index``'s queue entries for GATHER / SCATTER) and queues each row's destination for
   the side and writeback paths, one block ahead of the stream;
 * the **stream** runs a block when its table and its slab's bank are full: K operand beats
   ``(x_k[R], w_k[C])``, x through a transposer (R source words of L lanes read into a fill
-  register tile while the previous word's L columns shift out of the other), and one epilogue
-  ``cfg`` beat.
+  register tile while the previous word's L columns shift out of the other; the next block's
+  first word is read while this block's last word shifts out), and one epilogue ``cfg`` beat
+  through a small queue (the epilogue takes it with the block's tile; the slab's bank is
+  released with its last block's cfg).
 
 The epilogue's output rows are written back (C lanes of the destination row); the RESIDUAL and
 MoE modes get one ``side`` beat per row (residual and MoE-sum lanes, gate weight). Rows past
@@ -102,6 +107,7 @@ class MatmulEngine(Elaboratable):
                    for p in range(2)]  # fmt: skip
         self.rs = [Array(Signal(8, name=f"rs{p}_{c}") for c in range(C)) for p in range(2)]
         self.bank_full = Array(Signal(name=f"bank_full{p}") for p in range(2))
+        self.bank_asked = Array(Signal(name=f"bank_asked{p}") for p in range(2))
         self.table_full = Array(Signal(name=f"table_full{p}") for p in range(2))
         self.src_base = [Array(Signal(16, name=f"src_base{p}_{r}") for r in range(R))
                          for p in range(2)]  # fmt: skip
@@ -181,96 +187,187 @@ class MatmulEngine(Elaboratable):
             self.mode.eq(Mux(self.combine, EpiMode.MOE_RES, mode)),
             self.clamp.eq(Mux(self.combine, EpiClamp.RES, clamp)),
         ]
-        m.d.sync += [f.eq(0) for f in (*self.bank_full, *self.table_full)]
+        m.d.sync += [f.eq(0) for f in (*self.bank_full, *self.bank_asked, *self.table_full)]
 
     # ------------------------------------------------------------------------ loader ----
 
     def _loader(self, m: Module) -> None:
-        """Slab constants and weights into bank / half ``par``, one slab ahead."""
+        """Slab constants and weights into bank / half ``par``, one slab ahead.
+
+        Two processes: the **requester** asks for a slab's biases, requantization words and
+        weight tile back to back (three requests, one DRAM latency) as soon as the slab's bank
+        is empty, so it asks for slab s + 1 while slab s's data still arrives; the
+        **consumer** takes the answers in the same order (the reader answers in order) into
+        the bank and marks it full. ``bank_asked[p]``: bank p's requests are out."""
         ins = self.ins
-        col0, par = Signal(16, name="l_col0"), Signal(name="l_par")
+        gelu = (self.mode == EpiMode.GELU) & ~self.combine
+        r_col0, r_par = Signal(16, name="r_col0"), Signal(name="r_par")
         wslab = Signal(32, name="l_wslab")
-        with m.FSM(name="mm_loader"):
+        with m.FSM(name="mm_request"):
             with m.State("IDLE"):
                 with m.If(self.go):
-                    m.d.sync += [col0.eq(0), par.eq(0), wslab.eq(ins.a0 + self.step)]
-                    with m.If((self.mode == EpiMode.GELU) & ~self.combine):
+                    m.d.sync += [r_col0.eq(0), r_par.eq(0), wslab.eq(ins.a0 + self.step)]
+                    with m.If(gelu):  # mode was registered at the job's start
                         m.next = "Q2"
                     with m.Else():
                         m.next = "NEXT"
-            self._q2_states(m)
-            with m.State("NEXT"):
-                with m.If(col0 >= self._out()):
-                    m.next = "IDLE"
-                with m.Elif(~self.bank_full[par]):
-                    m.next = "BIAS"
-            self._const_states(m, col0, par)
-            self._weight_states(m, col0, par, wslab)
+            self._requests(m, r_col0, r_par, wslab)
+        c_col0, c_par = Signal(16, name="c_col0"), Signal(name="c_par")
+        m.d.comb += self.dram.word_ready.eq(0)  # answers may arrive early: taken in Q2/BIAS/RQ
+        with m.FSM(name="mm_consume"):
+            with m.State("IDLE"):
+                with m.If(self.go):
+                    m.d.sync += [c_col0.eq(0), c_par.eq(0)]
+                    with m.If(gelu):
+                        m.next = "Q2"
+                    with m.Else():
+                        m.next = "NEXT"
+            self._consume(m, c_col0, c_par)
 
-    def _q2_states(self, m: Module) -> None:
-        d = self.dram
-        with m.State("Q2"):
-            m.d.comb += d.active.eq(1)
-            addr, beats, skip = word_span(self.hw, self.ins.a3, 0, 1)
-            d.request(m, addr, beats, skip, 1)
-            with m.If(d.req_ready):
-                m.next = "Q2_WAIT"
-        with m.State("Q2_WAIT"):
-            m.d.comb += d.active.eq(1)
-            with m.If(d.word_valid):
-                mm, ss = requant_fields(d.word)
-                m.d.sync += [self.m2.eq(mm), self.s2.eq(ss)]
-                m.next = "NEXT"
-
-    def _const_states(self, m: Module, col0, par) -> None:
-        """BIAS then RQ: the slab's biases and requantization words (zero when absent)."""
+    def _requests(self, m: Module, col0, par, wslab) -> None:
+        """The requester's states after GO (see :meth:`_loader`)."""
         ins, d, C = self.ins, self.dram, self.w.cols
         wide = self.hw.streams.bias_word_bits == 64
-        n = Signal(16, name="l_n")
+        n = Signal(16, name="r_n")
         m.d.comb += n.eq(self._ncols(col0))
-        idx = Signal(16, name="l_idx")
-        no_bias = self.combine | (ins.a1 == NONE)
-        no_q = ~self.combine & (ins.a2 == NONE)
+        no_bias, no_q = self._absent()
         qaddr = ins.a2 + Mux(self.combine, 0, self.step)
-        bias, rm, rs = (Array(x) for x in (self.bias, self.rm, self.rs))
+        with m.State("Q2"):
+            m.d.comb += d.active.eq(1)
+            d.request(m, *word_span(self.hw, ins.a3, 0, 1), 1)
+            with m.If(d.req_ready):
+                m.next = "NEXT"
+        with m.State("NEXT"):
+            with m.If(col0 >= self._out()):
+                m.next = "IDLE"
+            with m.Elif(~self.bank_full[par] & ~self.bank_asked[par]):
+                m.d.sync += self.bank_asked[par].eq(1)
+                m.next = "BIAS"
         with m.State("BIAS"):
             m.d.comb += d.active.eq(1)
-            m.d.sync += idx.eq(0)
-            for c in range(C):
-                m.d.sync += [bias[par][c].eq(0), rm[par][c].eq(0), rs[par][c].eq(0)]
             with m.If(no_bias):
                 m.next = "RQ"
             with m.Else():
                 first, cnt = (col0 * 2, n * 2) if wide else (col0, n)
-                addr, beats, skip = word_span(self.hw, ins.a1, first, cnt)
-                d.request(m, addr, beats, skip, cnt)
+                self._const_request(m, ins.a1, first, cnt)
                 with m.If(d.req_ready):
-                    m.next = "BIAS_WAIT"
-        with m.State("BIAS_WAIT"):
-            m.d.comb += d.active.eq(1)
-            total = n * 2 if wide else n
-            with m.If(d.word_valid):
-                m.d.sync += idx.eq(idx + 1)
-                self._bias_word(m, bias[par], idx, d.word, wide)
-                with m.If(idx == total - 1):
                     m.next = "RQ"
         with m.State("RQ"):
             m.d.comb += d.active.eq(1)
-            m.d.sync += idx.eq(0)
             with m.If(no_q):
                 m.next = "WEIGHTS"
             with m.Else():
-                addr, beats, skip = word_span(self.hw, qaddr, col0, n)
-                d.request(m, addr, beats, skip, n)
+                self._const_request(m, qaddr, col0, n)
                 with m.If(d.req_ready):
-                    m.next = "RQ_WAIT"
-        with m.State("RQ_WAIT"):
+                    m.next = "WEIGHTS"
+        with m.State("WEIGHTS"):
             m.d.comb += d.active.eq(1)
+            rb = self.hw.streams.slab_row_beats
+            with m.If(~self.combine):
+                d.request(m, wslab, self.kk * rb)
+            with m.If(self.combine | d.req_ready):
+                m.d.sync += [wslab.eq(wslab + self.kk * rb), par.eq(~par), col0.eq(col0 + C)]
+                m.next = "NEXT"
+
+    def _const_beats(self) -> bool:
+        """Slab constants arrive a beat at a time (whole beats of words, every slab's first
+        word on a beat boundary: C a multiple of the words per beat), else word by word."""
+        wpb = self.hw.streams.words_per_beat
+        return wpb > 1 and self.w.cols % wpb == 0
+
+    def _const_request(self, m: Module, base, first, cnt) -> None:
+        """``cnt`` constant words from word ``first`` of the segment at beat ``base``."""
+        if self._const_beats():
+            sh = self.hw.streams.words_per_beat.bit_length() - 1
+            self.dram.request(m, base + (first >> sh), (cnt + (1 << sh) - 1) >> sh)
+        else:
+            self.dram.request(m, *word_span(self.hw, base, first, cnt), cnt)
+
+    def _absent(self):
+        """``(no_bias, no_q)``: the job reads no biases / no requantization words."""
+        ins = self.ins
+        return self.combine | (ins.a1 == NONE), ~self.combine & (ins.a2 == NONE)
+
+    def _consume(self, m: Module, col0, par) -> None:
+        """The consumer's states after GO: the answers in request order into bank ``par``
+        (constants the job has none of are zero)."""
+        d, C = self.dram, self.w.cols
+        wide = self.hw.streams.bias_word_bits == 64
+        n = Signal(16, name="c_n")
+        m.d.comb += n.eq(self._ncols(col0))
+        idx = Signal(16, name="l_idx")
+        no_bias, no_q = self._absent()
+        bias, rm, rs = (Array(x) for x in (self.bias, self.rm, self.rs))
+        rb = self.hw.streams.slab_row_beats
+        k, beat_i = Signal(16, name="l_k"), Signal(range(max(rb, 2)), name="l_beat")
+        with m.State("Q2"):
+            m.d.comb += [d.active.eq(1), d.word_ready.eq(1)]
             with m.If(d.word_valid):
                 mm, ss = requant_fields(d.word)
-                m.d.sync += [idx.eq(idx + 1), rm[par][idx].eq(mm), rs[par][idx].eq(ss)]
-                with m.If(idx == n - 1):
+                m.d.sync += [self.m2.eq(mm), self.s2.eq(ss)]
+                m.next = "NEXT"
+        with m.State("NEXT"):
+            m.d.sync += [idx.eq(0), k.eq(0), beat_i.eq(0)]
+            with m.If(col0 >= self._out()):
+                m.next = "IDLE"
+            with m.Elif(self.bank_asked[par]):
+                for c in range(C):
+                    m.d.sync += [bias[par][c].eq(0), rm[par][c].eq(0), rs[par][c].eq(0)]
+                m.next = "BIAS"
+        beats = self._const_beats()
+        wpb = self.hw.streams.words_per_beat
+        sh = wpb.bit_length() - 1
+        with m.State("BIAS"):
+            m.d.comb += d.active.eq(1)
+            total = n * 2 if wide else n
+            if beats:
+                total = (total + wpb - 1) >> sh
+            m.d.comb += [d.word_ready.eq(~no_bias), d.beat_ready.eq(~no_bias)]
+            with m.If(no_bias):
+                m.next = "RQ"
+            with m.Elif(d.beat_valid if beats else d.word_valid):
+                m.d.sync += idx.eq(idx + 1)
+                if beats:
+                    self._bias_beat(m, bias[par], idx, d.beat, wide)
+                else:
+                    self._bias_word(m, bias[par], idx, d.word, wide)
+                with m.If(idx == total - 1):
+                    m.d.sync += idx.eq(0)
+                    m.next = "RQ"
+        with m.State("RQ"):
+            m.d.comb += [d.active.eq(1), d.word_ready.eq(~no_q), d.beat_ready.eq(~no_q)]
+            total = (n + wpb - 1) >> sh if beats else n
+            with m.If(no_q):
+                m.next = "WEIGHTS"
+            with m.Elif(d.beat_valid if beats else d.word_valid):
+                m.d.sync += idx.eq(idx + 1)
+                if beats:  # words j of beat b: columns b * wpb + j
+                    with m.Switch(idx):
+                        for b in range(C // wpb):
+                            with m.Case(b):
+                                for j in range(wpb):
+                                    mm, ss = requant_fields(d.beat[32 * j : 32 * (j + 1)])
+                                    col = b * wpb + j
+                                    m.d.sync += [rm[par][col].eq(mm), rs[par][col].eq(ss)]
+                else:
+                    mm, ss = requant_fields(d.word)
+                    m.d.sync += [rm[par][idx].eq(mm), rs[par][idx].eq(ss)]
+                with m.If(idx == total - 1):
+                    m.d.sync += idx.eq(0)
                     m.next = "WEIGHTS"
+        self._weight_states(m, col0, par, k, beat_i)
+
+    def _bias_beat(self, m: Module, bias, idx, beat, wide: bool) -> None:
+        """Beat ``idx`` of the slab's biases: ``wpb`` (32-bit) or ``wpb / 2`` (64-bit)."""
+        wpb, C = self.hw.streams.words_per_beat, self.w.cols
+        per = wpb // 2 if wide else wpb
+        bits = 64 if wide else 32
+        with m.Switch(idx):
+            for b in range(C // per):
+                with m.Case(b):
+                    for j in range(per):
+                        v = beat[bits * j : bits * (j + 1)][: self.w.acc].as_signed()
+                        m.d.sync += bias[b * per + j].eq(v)
 
     def _bias_word(self, m: Module, bias, idx, word, wide: bool) -> None:
         if not wide:
@@ -282,29 +379,20 @@ class MatmulEngine(Elaboratable):
         with m.Else():
             m.d.sync += bias[idx >> 1].eq(Cat(lo, word)[: self.w.acc].as_signed())
 
-    def _weight_states(self, m: Module, col0, par, wslab) -> None:
+    def _weight_states(self, m: Module, col0, par, k, beat_i) -> None:
         """The slab's weight tile: K rows of C lanes, each in slab_row_beats beats."""
         hw, d, a = self.hw, self.dram, self.hw.arith
         rb, per, wb = hw.streams.slab_row_beats, hw.streams.weights_per_beat, a.weight_bits
         C = self.w.cols
-        k = Signal(16, name="l_k")
-        beat_i = Signal(range(max(rb, 2)))
         held = Signal(max(1, (rb - 1) * per * wb))
         wp = self.wmem.write_port()
         with m.State("WEIGHTS"):
-            m.d.comb += d.active.eq(1)
-            m.d.sync += [k.eq(0), beat_i.eq(0)]
-            with m.If(self.combine):
-                self._slab_loaded(m, col0, par)
-            with m.Else():
-                d.request(m, wslab, self.kk * rb)
-                with m.If(d.req_ready):
-                    m.next = "WEIGHTS_WAIT"
-        with m.State("WEIGHTS_WAIT"):
-            m.d.comb += [d.active.eq(1), d.beat_ready.eq(1)]
+            m.d.comb += [d.active.eq(1), d.beat_ready.eq(~self.combine)]
             lanes = d.beat[: per * wb]
             addr = Mux(par, a.max_k, 0) + k
-            with m.If(d.beat_valid):
+            with m.If(self.combine):
+                self._slab_loaded(m, col0, par)
+            with m.Elif(d.beat_valid):
                 if rb > 1:
                     full = held | (lanes << ((rb - 1) * per * wb))
                     with m.If(beat_i == rb - 1):
@@ -318,11 +406,11 @@ class MatmulEngine(Elaboratable):
                     m.d.sync += k.eq(k + 1)
                 last_row = (k == self.kk - 1) & ((beat_i == rb - 1) if rb > 1 else 1)
                 with m.If(last_row):
-                    m.d.sync += wslab.eq(wslab + self.kk * rb)
                     self._slab_loaded(m, col0, par)
 
     def _slab_loaded(self, m: Module, col0, par) -> None:
-        m.d.sync += [self.bank_full[par].eq(1), par.eq(~par), col0.eq(col0 + self.w.cols)]
+        m.d.sync += [self.bank_full[par].eq(1), self.bank_asked[par].eq(0), par.eq(~par),
+                     col0.eq(col0 + self.w.cols)]  # fmt: skip
         m.next = "NEXT"
 
     # ------------------------------------------------------------------ row producer ----
@@ -397,12 +485,14 @@ class MatmulEngine(Elaboratable):
         base = Signal(16, name="s_base")
         go = Signal(name="block_go")
         end = Signal(name="block_end")
+        self.stream_on = Signal(name="stream_on")  # between the job's go and its last block
         with m.FSM(name="mm_stream"):
             with m.State("IDLE"):
                 with m.If(self.go):
                     m.d.sync += [col0.eq(0), bpar.eq(0), tpar.eq(0), base.eq(0)]
                     m.next = "WAIT"
             with m.State("WAIT"):
+                m.d.comb += self.stream_on.eq(1)
                 with m.If(col0 >= self._out()):
                     m.next = "DONE"
                 with m.Elif(self.bank_full[bpar] & self.table_full[tpar]):
@@ -412,21 +502,29 @@ class MatmulEngine(Elaboratable):
                 with m.If(self.done):
                     m.next = "IDLE"
             with m.State("BLOCK"):
-                m.d.comb += go.eq(1)
+                m.d.comb += [go.eq(1), self.stream_on.eq(1)]
                 with m.If(end):
                     m.d.sync += [self.table_full[tpar].eq(0), tpar.eq(~tpar), base.eq(base + R)]
-                    with m.If(base + R >= self.count):
-                        m.d.sync += [self.bank_full[bpar].eq(0), bpar.eq(~bpar),
-                                     col0.eq(col0 + C), base.eq(0)]  # fmt: skip
+                    with m.If(base + R >= self.count):  # its bank is released with its cfg
+                        m.d.sync += [bpar.eq(~bpar), col0.eq(col0 + C), base.eq(0)]
                     m.next = "WAIT"
-        self._operands(m, go, end, bpar, tpar)
+        self._operands(m, go, end, bpar, tpar, base + R >= self.count)
 
-    def _operands(self, m: Module, go, end, bpar, tpar) -> None:
+    def _operands(self, m: Module, go, end, bpar, tpar, slab_last) -> None:
+        """The operand beats of the running block (``go``), x through the transposer.
+
+        The **fill** side reads word ``fj`` (L columns) of the R rows of table ``f_tab`` into
+        the fill tile, one row per cycle, whenever the tile is empty and that table is full;
+        after the block's last word it moves on to the next table, so the next block's first
+        word is read while this block's last word shifts out. The **shift** side sends one
+        column (k) per beat and reloads from the fill tile in the cycle its last column goes
+        out, so a block costs K beats with no bubble between words."""
         w, L, a = self.w, self.L, self.hw.arith
         R, C = w.rows, w.cols
         fill = [Signal(unsigned(w.x * L), name=f"fill_{r}") for r in range(R)]
         shift = [Signal(unsigned(w.x * L), name=f"shift_{r}") for r in range(R)]
-        fj = Signal(16)  # word being filled
+        fj = Signal(16)  # word of table f_tab being filled (or held in the fill tile)
+        f_tab = Signal(name="f_tab")  # the table (block) the fill side reads
         fr = Signal(range(R + 1))  # next row to read
         f_full = Signal()
         rd_pend, rd_row, rd_ok = Signal(), Signal(range(R)), Signal()
@@ -434,8 +532,11 @@ class MatmulEngine(Elaboratable):
         k = Signal(16)
         cfg_sent = Signal()
         fc = self.fill
-        src_base, src_ok = Array(self.src_base)[tpar], Array(self.src_ok)[tpar]
-        with m.If(go & ~f_full & (fj * L < self.kk) & (fr < R)):
+        src_base, src_ok = Array(self.src_base)[f_tab], Array(self.src_ok)[f_tab]
+        running = self.stream_on & ~f_full & Array(self.table_full)[f_tab]
+        with m.If(running & self.combine):  # MOE_COMBINE: every w is 0, no x is read
+            m.d.sync += f_full.eq(1)
+        with m.Elif(running & (fr < R)):
             m.d.comb += [
                 fc.buf.eq(self.ins.src),
                 fc.addr.eq(src_base[fr] + fj),
@@ -458,10 +559,13 @@ class MatmulEngine(Elaboratable):
         xs = [Signal(signed(w.x), name=f"xs_{r}") for r in range(R)]
         first, last = Signal(), Signal()
         can = go & (left != 0)
+        step = adv & can
+        k_next = Signal(16, name="k_next")  # columns sent after this cycle
+        m.d.comb += k_next.eq(k + step)
         with m.If(adv):
             m.d.sync += ov.eq(can)
-        m.d.comb += [wr.addr.eq(Mux(bpar, a.max_k, 0) + k), wr.en.eq(adv & can)]
-        with m.If(adv & can):
+        m.d.comb += [wr.addr.eq(Mux(bpar, a.max_k, 0) + k), wr.en.eq(step)]
+        with m.If(step):
             for r in range(R):
                 m.d.sync += [xs[r].eq(shift[r][: w.x].as_signed()), shift[r].eq(shift[r] >> w.x)]
             m.d.sync += [
@@ -470,10 +574,17 @@ class MatmulEngine(Elaboratable):
                 first.eq(k == 0),
                 last.eq(k == self.kk - 1),
             ]
-        with m.Elif(go & (left == 0) & f_full & ~rd_pend):
-            rest = self.kk - fj * L
-            m.d.sync += [left.eq(Mux(rest < L, rest, L)), f_full.eq(0), fj.eq(fj + 1), fr.eq(0)]
+        empty = (left == 0) | ((left == 1) & step)  # the shift tile is free after this cycle
+        with m.If(go & empty & f_full & (f_tab == tpar) & (k_next < self.kk)):
+            rest = self.kk - k_next
+            m.d.sync += [left.eq(Mux(rest < L, rest, L)), f_full.eq(0), fr.eq(0)]
             m.d.sync += [shift[r].eq(fill[r]) for r in range(R)]
+            with m.If((fj + 1) * L >= self.kk):  # the block's last word: on to the next block
+                m.d.sync += [fj.eq(0), f_tab.eq(~f_tab)]
+            with m.Else():
+                m.d.sync += fj.eq(fj + 1)
+        with m.If(self.go):
+            m.d.sync += [fj.eq(0), f_tab.eq(0), fr.eq(0), f_full.eq(0)]
         wb = a.weight_bits
         m.d.comb += [ops.payload.x[r].eq(xs[r]) for r in range(R)]
         m.d.comb += [
@@ -482,17 +593,28 @@ class MatmulEngine(Elaboratable):
         ]
         m.d.comb += [ops.payload.first.eq(first), ops.payload.last.eq(last)]
         m.d.comb += self.ops_fire.eq(ops.valid & ops.ready)
-        self._cfg(m, go, cfg_sent, bpar)
-        issued = (k == self.kk) & ~(adv & can)
-        m.d.comb += end.eq(go & issued & (cfg_sent | (self.cu.cfg.valid & self.cu.cfg.ready)))
+        pushed = self._cfg(m, go, cfg_sent, bpar, slab_last)
+        issued = (k == self.kk) & ~step
+        m.d.comb += end.eq(go & issued & (cfg_sent | pushed))
         with m.If(end):
-            m.d.sync += [k.eq(0), fj.eq(0), fr.eq(0), cfg_sent.eq(0), left.eq(0), f_full.eq(0)]
+            m.d.sync += [k.eq(0), cfg_sent.eq(0), left.eq(0)]
 
-    def _cfg(self, m: Module, go, cfg_sent, bpar) -> None:
+    def _cfg(self, m: Module, go, cfg_sent, bpar, slab_last) -> None:
+        """Each block queues its epilogue ``cfg`` (the constants bank and whether it is its
+        slab's last block) when it starts; the epilogue takes it with the block's tile, after
+        the block's operands are sent. The bank is released when its slab's last cfg goes."""
         cfg, C = self.cu.cfg, self.w.cols
-        m.d.comb += cfg.valid.eq(go & ~cfg_sent)
-        with m.If(cfg.valid & cfg.ready):
+        m.submodules.cfgq = q = SyncFIFOBuffered(width=2, depth=4)
+        m.d.comb += [
+            q.w_stream.valid.eq(go & ~cfg_sent),
+            q.w_stream.payload.eq(Cat(bpar, slab_last)),
+        ]
+        with m.If(q.w_stream.valid & q.w_stream.ready):
             m.d.sync += cfg_sent.eq(1)
+        qpar, qlast = q.r_stream.payload[0], q.r_stream.payload[1]
+        m.d.comb += [cfg.valid.eq(q.r_stream.valid), q.r_stream.ready.eq(cfg.ready)]
+        with m.If(cfg.valid & cfg.ready & qlast):
+            m.d.sync += self.bank_full[qpar].eq(0)
         p = cfg.payload
         m.d.comb += [
             p.mode.eq(self.mode),
@@ -502,10 +624,11 @@ class MatmulEngine(Elaboratable):
         ]
         for c in range(C):
             m.d.comb += [
-                p.bias[c].eq(Mux(bpar, self.bias[1][c], self.bias[0][c])),
-                p.m[c].eq(Mux(bpar, self.rm[1][c], self.rm[0][c])),
-                p.s[c].eq(Mux(bpar, self.rs[1][c], self.rs[0][c])),
+                p.bias[c].eq(Mux(qpar, self.bias[1][c], self.bias[0][c])),
+                p.m[c].eq(Mux(qpar, self.rm[1][c], self.rm[0][c])),
+                p.s[c].eq(Mux(qpar, self.rs[1][c], self.rs[0][c])),
             ]
+        return q.w_stream.valid & q.w_stream.ready
 
     # ----------------------------------------------------------- side and writeback ----
 
