@@ -1,13 +1,17 @@
 """Stream images through the accelerator on a backend and report each frame.
 
-``python -m edgevit_hw.run --config m3vit --backend csim --task depth --images DIR --out DIR``
+``python -m edgevit_hw.run --config m3vit --backend rtl --task depth --images DIR --out DIR``
 
-For every frame (images fitted to the model's input, see :mod:`edgevit_hw.driver.frames`):
-one line on stdout with its status and its cycles and milliseconds at the spec's clock (the
-C-simulation's modeled cycles; the golden backend has no clock), and ``OUT/tokens.npz`` with
-the integer tokens of every good frame. For a model with two or more tasks, ``OUT/<frame>.png``
-shows input | segmentation | depth from untrained host heads on the first two tasks' tokens
-(:mod:`edgevit_hw.apps.heads`). A bad input is one line on stderr and exit status 2.
+Backends: ``golden`` (the golden model), ``csim`` (the HLS C-simulation), ``rtl`` (the
+Verilator model of the RTL top, driven through its registers and AXI streams; frames stream
+back to back), ``pynq`` (a board: ``--bitfile``). For every frame (images fitted to the
+model's input, see :mod:`edgevit_hw.driver.frames`): one line on stdout with its status and
+its cycles and milliseconds at the spec's clock (the hardware's FRAME_CYCLES on rtl and pynq,
+the C-simulation's modeled cycles on csim; the golden backend has no clock), and
+``OUT/tokens.npz`` with the integer tokens of every good frame. For a model with two or more
+tasks, ``OUT/<frame>.png`` shows input | segmentation | depth from untrained host heads on
+the first two tasks' tokens (:mod:`edgevit_hw.apps.heads`). A bad input is one line on stderr
+and exit status 2.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from edgevit_hw.core.errors import CliParser, run_cli
 def parser() -> CliParser:
     ap = CliParser(prog="python -m edgevit_hw.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", required=True, help="preset, YAML spec or gen output folder")
-    ap.add_argument("--backend", default="golden", help="golden or csim (default golden)")
+    ap.add_argument("--backend", default="golden",
+                    help="golden, csim, rtl or pynq (default golden)")  # fmt: skip
     ap.add_argument("--task", default="0", help="task index or name (default 0)")
     ap.add_argument("--images", required=True, help="image file, folder, .npy or .npz")
     ap.add_argument("--out", default=None, help="folder for tokens.npz and the pictures")
+    ap.add_argument("--bitfile", default=None, help="pynq: the overlay's .bit (beside its .hwh)")
     return ap
 
 
@@ -59,32 +65,51 @@ def _picture(acc, res, out: Path) -> Path:
 
 
 def _run(args) -> int:
-    from rich.progress import Progress
-
     from edgevit_hw.driver import Accelerator
     from edgevit_hw.driver.frames import frames
-    from edgevit_hw.flow import check_out, write_files
 
-    out = check_out(Path(args.out)) if args.out else None
-    acc = Accelerator.open(args.config, backend=args.backend)
-    task = acc.task_index(int(args.task) if args.task.isdigit() else args.task)
-    items = list(frames(args.images, acc.spec))
-    tokens, pictures = {}, len(acc.spec.tasks) >= 2 and out is not None
+    out = _out_folder(args.out)
+    options = {"bitfile": args.bitfile} if args.bitfile and args.backend == "pynq" else {}
+    with Accelerator.open(args.config, backend=args.backend, **options) as acc:
+        task = acc.task_index(int(args.task) if args.task.isdigit() else args.task)
+        items = list(frames(args.images, acc.spec))
+        good = _stream(acc, items, task)
+        if len(acc.spec.tasks) >= 2 and out is not None:  # after the stream: heads run frames
+            for res in (r for r in good if r.pixels is not None):
+                print(f"     wrote {_picture(acc, res, out)}")
+    if out is not None:
+        _write_tokens(out, good)
+    return 0
+
+
+def _out_folder(out: str | None) -> Path | None:
+    from edgevit_hw.flow import check_out
+
+    return check_out(Path(out)) if out else None
+
+
+def _stream(acc, items, task: int) -> list:
+    """Every frame through the backend, one line each, under a progress bar; the good ones."""
+    from rich.progress import Progress
+
+    good = []
     with Progress(transient=True, console=_stderr_console()) as bar:
-        job = bar.add_task(f"{acc.spec.name} on {args.backend}", total=len(items))
+        job = bar.add_task(f"{acc.spec.name} on {acc.backend.name}", total=len(items))
         for res in acc.stream(items, task):
             print(_line(acc, res))
             if res.ok:
-                tokens[f"{res.index:04d}"] = res.tokens
-                if pictures and res.pixels is not None:
-                    print(f"     wrote {_picture(acc, res, out)}")
+                good.append(res)
             bar.advance(job)
-    if out is not None:
-        buf = io.BytesIO()
-        np.savez(buf, **tokens)
-        (path,) = write_files(out, {"tokens.npz": buf.getvalue()})
-        print(f"wrote {path} ({len(tokens)} frames)")
-    return 0
+    return good
+
+
+def _write_tokens(out: Path, good: list) -> None:
+    from edgevit_hw.flow import write_files
+
+    buf = io.BytesIO()
+    np.savez(buf, **{f"{res.index:04d}": res.tokens for res in good})
+    (path,) = write_files(out, {"tokens.npz": buf.getvalue()})
+    print(f"wrote {path} ({len(good)} frames)")
 
 
 def _stderr_console():

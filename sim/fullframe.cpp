@@ -1,18 +1,14 @@
 // Whole-frame testbench of the accelerator top (evh_top) for Verilator: no Python per cycle.
 //
-// Built by edgevit_hw.sim.fullframe (verilator --cc --exe --build, --prefix Vtop) and run as
-//   fullframe JOB
-// where JOB is a text file written by the Python side (keys below). The bench models:
-//  - DRAM: a behavioral AXI4 read slave holding the image at byte address `base`. ARREADY is
-//    high while fewer than `outstanding` bursts are queued; a burst (INCR, ARLEN+1 beats of
-//    `port_bytes`) answers its first beat `latency` cycles after its AR handshake, then one
-//    beat per cycle, bursts in order, RRESP OKAY, RLAST on the last beat.
-//  - an AXI4-Lite master (one register access at a time: AW and W together, then B; AR, then R);
-//  - a pixel source on s_axis that keeps TVALID high (frame after frame); the first beat of
-//    frame k+1 waits only for its TASK write, issued when frame k's first pixel is taken (the
-//    hardware reads TASK at a frame's first pixel; frames may stream in while the previous
-//    frame's program runs);
-//  - a token sink on m_axis, always ready.
+// Built by edgevit_hw.sim.fullframe (verilator --cc --exe, --prefix Vtop). Two front ends over
+// the same models (topbench.h: DRAM, AXI-Lite master, pixel source, token sink):
+//   fullframe JOB     whole frames from a job file (below);
+//   fullframe serve   the host driver's transport: one transaction per command on stdin
+//                     (serve.h, edgevit_hw.sim.transport).
+// JOB is a text file written by the Python side (keys below). The job's pixel source keeps
+// TVALID high frame after frame; the first beat of frame k+1 waits only for its TASK write,
+// issued when frame k's first pixel is taken (the hardware reads TASK at a frame's first pixel;
+// frames may stream in while the previous frame's program runs).
 // Protocol: reset, write DRAM_BASE_LO/HI, FRAMES, TASK (frame 0), CTRL.ap_start; stream the
 // frames. Programs run frame after frame (dbg_pc steps 1..insns, then back to 0 when the next
 // frame's program starts); FRAME_CYCLES of frame k is read when program k+1 starts (it holds
@@ -32,65 +28,27 @@
 // the words little-endian). A cycle is numbered by the rising edge that ends it (the first edge
 // after reset release is cycle 1 of the run, counted from the start of reset).
 
-#include <algorithm>
 #include <chrono>
 #include <cinttypes>
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
-#include <deque>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <set>
 #include <sstream>
-#include <stdexcept>
-#include <string>
-#include <vector>
 
-#include "Vtop.h"
-#include "verilated.h"
-#ifdef EVH_FST
-#include "verilated_fst_c.h"
-#endif
+#include "serve.h"
+#include "topbench.h"
 #ifdef EVH_VPI
 #include "verilated_vpi.h"
 #endif
 
 namespace {
 
-struct HangError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-// ---------------------------------------------------------------- port helpers ----
-template <typename T>
-void put_bytes(T& sig, const uint8_t* p, size_t n) {
-    uint64_t v = 0;
-    std::memcpy(&v, p, std::min<size_t>(n, 8));
-    sig = static_cast<T>(v);
-}
-
-template <std::size_t W>
-void put_bytes(VlWide<W>& sig, const uint8_t* p, size_t n) {
-    for (std::size_t i = 0; i < W; ++i) {
-        uint32_t w = 0;
-        if (4 * i < n) std::memcpy(&w, p + 4 * i, std::min<size_t>(4, n - 4 * i));
-        sig[i] = w;
-    }
-}
-
-template <typename T>
-void put_zero(T& sig) {
-    sig = 0;
-}
-
-template <std::size_t W>
-void put_zero(VlWide<W>& sig) {
-    for (std::size_t i = 0; i < W; ++i) sig[i] = 0;
-}
+using evh::HangError;
+using evh::LiteOp;
 
 // ---------------------------------------------------------------------- job ----
 struct FrameIn {
@@ -177,30 +135,29 @@ std::vector<uint8_t> read_file(const std::string& path) {
 // ---------------------------------------------------------- per-frame records ----
 struct FrameOut {
     uint32_t task = 0;
-    uint64_t first_pixel = 0, last_pixel = 0, last_token = 0, tokens = 0;
+    uint64_t last_token = 0, tokens = 0;
     uint64_t frame_cycles = 0;
     bool have_frame_cycles = false;
 };
 
 // ----------------------------------------------------------------- the bench ----
-// The handshakes and payloads the coming rising edge sees.
-struct Sampled {
-    bool ar, r, px, tok, aw, w, b, lar, lr;
-    uint64_t araddr;
-    uint32_t arlen, arsize, arburst, tdata, lrdata;
-    bool tlast;
-};
-
-class Bench {
+class Bench : public evh::TopBench {
   public:
     Bench(Job job, VerilatedContext* ctx)
-        : j_(std::move(job)), top_(new Vtop(ctx, "TOP")), ctx_(ctx) {
-        image_ = read_file(j_.image_path);
-        beats_ = read_file(j_.beats_path);
+        : TopBench(ctx, {job.base, job.latency, job.outstanding, job.port_bytes},
+                   job.token_bits),
+          j_(std::move(job)) {
+#ifdef EVH_FST
+        waves_from_ = j_.waves_from;
+        waves_to_ = j_.waves_to;
+#endif
+        set_image(read_file(j_.image_path));
+        const std::vector<uint8_t> beats = read_file(j_.beats_path);
         uint64_t total = 0;
         for (auto& f : j_.frames) total += f.nbeats;
-        if (beats_.size() != 2 * total)
+        if (beats.size() != 2 * total)
             throw std::runtime_error("beats file size does not match the frames of the job");
+        for (const auto& f : j_.frames) queue_frame(&beats[2 * f.offset], f.nbeats);
         for (const char* r : {"CTRL", "DRAM_BASE_LO", "DRAM_BASE_HI", "TASK", "FRAMES",
                               "STATUS", "FRAME_CYCLES_LO", "FRAME_CYCLES_HI"})
             if (!j_.regs.count(r)) throw std::runtime_error(std::string("job lacks reg ") + r);
@@ -209,89 +166,44 @@ class Bench {
         task_written_.assign(j_.frames.size(), false);
     }
 
-    ~Bench() {
-#ifdef EVH_FST
-        if (tfp_) tfp_->close();
-        delete tfp_;
-#endif
-        top_->final();
-        delete top_;
-    }
-
     void run();
     void write_results(const std::string& error, double wall, double cpu);
 
   private:
-    // DRAM (AXI4 read slave)
-    struct Burst {
-        uint64_t addr, beats, due;
-    };
-    // AXI4-Lite master
-    enum class Lite { Idle, Write, WriteResp, ReadAddr, ReadData };
-    struct LiteOp {
-        bool write;
-        std::string reg;
-        uint32_t data;
-        int tag;      // what a read's value is for
-        int64_t arg;  // e.g. the frame index
-    };
     enum Tag { kNone, kFrameLo, kFrameHi, kCtrlPoll, kCounter, kStatus };
 
-    void eval_low();
-    void posedge();
-    void step();
-    void drive();
-    void after_edge(const Sampled& s);
-    void lite_issue(LiteOp op) { lite_q_.push_back(std::move(op)); }
-    void lite_done_read(const LiteOp& op, uint32_t value);
-    void on_pixel(uint64_t cycle);
-    void on_token(uint64_t cycle, uint32_t raw, bool last);
-    void on_pc(uint64_t cycle, uint32_t pc);
+    void issue(bool write, const std::string& reg, uint32_t data, int tag, int64_t arg) {
+        lite_issue({write, reg, j_.regs.at(reg), data, tag, arg});
+    }
+    bool may_start(size_t frame) override { return started_ && task_written_[frame]; }
+    void on_first_pixel(size_t frame) override {
+        if (frame + 1 < j_.frames.size())
+            issue(true, "TASK", j_.frames[frame + 1].task, kNone, int64_t(frame + 1));
+    }
+    void on_token_frame(size_t frame, uint64_t cycle, uint64_t elements) override;
+    void on_lite_write(const LiteOp& op) override {
+        if (op.reg == "TASK" && op.arg >= 0) task_written_[op.arg] = true;
+    }
+    void on_lite_read(const LiteOp& op, uint32_t value) override;
+    void on_pc(uint64_t cycle, uint32_t pc) override;
     void check_limits();
     void loop();
-    bool in_image(uint64_t addr) const {
-        return addr >= j_.base && addr - j_.base + j_.port_bytes <= image_.size();
-    }
     std::string describe();
     uint32_t read_status_now();
     void dump_memories(uint64_t pc);
     void read_frame_cycles(int64_t frame) {
         if (frame >= int64_t(out_.size()) || frame_cycles_asked_.count(frame)) return;
         frame_cycles_asked_.insert(frame);
-        lite_issue({false, "FRAME_CYCLES_LO", 0, kFrameLo, frame});
-        lite_issue({false, "FRAME_CYCLES_HI", 0, kFrameHi, frame});
+        issue(false, "FRAME_CYCLES_LO", 0, kFrameLo, frame);
+        issue(false, "FRAME_CYCLES_HI", 0, kFrameHi, frame);
     }
 
     Job j_;
-    Vtop* top_;
-    VerilatedContext* ctx_;
-#ifdef EVH_FST
-    VerilatedFstC* tfp_ = nullptr;
-#endif
-    std::vector<uint8_t> image_, beats_;
-    uint64_t cyc_ = 0;
-    uint64_t last_progress_ = 0;
-
-    std::deque<Burst> bursts_;
-    uint64_t beat_ = 0;
-    uint64_t dram_beats_ = 0, oob_beats_ = 0;
-
-    std::deque<LiteOp> lite_q_;
-    Lite lite_ = Lite::Idle;
-    bool aw_done_ = false, w_done_ = false;
-    uint64_t lite_since_ = 0;
-
-    size_t src_frame_ = 0;
-    uint64_t src_beat_ = 0;
     std::vector<bool> task_written_;
     bool started_ = false;
 
     std::vector<FrameOut> out_;
-    std::vector<int32_t> tokens_;
-    size_t tok_frame_ = 0;
-    uint64_t tok_in_frame_ = 0;
     std::vector<uint64_t> pc_events_;
-    uint32_t pc_ = 0;
     int64_t programs_ = 0;  // programs finished (dbg_pc reached insns): frames in order
     std::map<std::string, uint64_t> counters_;
     std::set<int64_t> frame_cycles_asked_;
@@ -302,200 +214,20 @@ class Bench {
     FILE* dump_file_ = nullptr;
 };
 
-void Bench::eval_low() {
-    top_->aclk = 0;
-    top_->eval();
-#ifdef EVH_FST
-    if (tfp_ && cyc_ >= j_.waves_from && cyc_ <= j_.waves_to) tfp_->dump(10 * cyc_ + 5);
-#endif
-}
-
-void Bench::posedge() {
-    top_->aclk = 1;
-    top_->eval();
-    ++cyc_;
-#ifdef EVH_FST
-    if (tfp_ && cyc_ >= j_.waves_from && cyc_ <= j_.waves_to) tfp_->dump(10 * cyc_);
-#endif
-}
-
-// One clock cycle: settle the inputs driven for it, sample every handshake the edge will see,
-// take the edge, update the models, drive the next cycle's inputs.
-void Bench::step() {
-    eval_low();
-    Sampled s{};
-    s.ar = top_->m_axi_arvalid && top_->m_axi_arready;
-    s.r = top_->m_axi_rvalid && top_->m_axi_rready;
-    s.px = top_->s_axis_tvalid && top_->s_axis_tready;
-    s.tok = top_->m_axis_tvalid && top_->m_axis_tready;
-    s.aw = top_->s_axil_awvalid && top_->s_axil_awready;
-    s.w = top_->s_axil_wvalid && top_->s_axil_wready;
-    s.b = top_->s_axil_bvalid && top_->s_axil_bready;
-    s.lar = top_->s_axil_arvalid && top_->s_axil_arready;
-    s.lr = top_->s_axil_rvalid && top_->s_axil_rready;
-    s.araddr = top_->m_axi_araddr;
-    s.arlen = top_->m_axi_arlen;
-    s.arsize = top_->m_axi_arsize;
-    s.arburst = top_->m_axi_arburst;
-    s.tdata = static_cast<uint32_t>(top_->m_axis_tdata);
-    s.tlast = top_->m_axis_tlast;
-    s.lrdata = top_->s_axil_rdata;
-    posedge();
-    after_edge(s);
-    drive();
-}
-
-void Bench::after_edge(const Sampled& s) {
-    const uint64_t now = cyc_;
-    if (s.ar) {
-        if (s.arburst != 1) throw std::runtime_error("ARBURST is not INCR");
-        if ((1ull << s.arsize) != j_.port_bytes)
-            throw std::runtime_error("ARSIZE " + std::to_string(s.arsize) +
-                                     " is not the port width");
-        uint64_t beats = s.arlen + 1ull;
-        if ((s.araddr & 4095) + beats * j_.port_bytes > 4096)
-            throw std::runtime_error("a burst crosses a 4 KB boundary");
-        bursts_.push_back({s.araddr, beats, now + j_.latency});
-    }
-    if (s.r) {
-        ++dram_beats_;
-        if (!in_image(bursts_.front().addr + beat_ * j_.port_bytes)) ++oob_beats_;
-        last_progress_ = now;
-        if (++beat_ == bursts_.front().beats) {
-            bursts_.pop_front();
-            beat_ = 0;
-        }
-    }
-    if (s.px) on_pixel(now);
-    if (s.tok) on_token(now, s.tdata, s.tlast);
-    // AXI-Lite master
-    if (lite_ != Lite::Idle && now - lite_since_ > 10000)
-        throw HangError("the AXI-Lite slave did not answer an access to " +
-                        lite_q_.front().reg);
-    switch (lite_) {
-        case Lite::Write:
-            aw_done_ |= s.aw;
-            w_done_ |= s.w;
-            if (aw_done_ && w_done_) lite_ = Lite::WriteResp;
-            break;
-        case Lite::WriteResp:
-            if (s.b) {
-                LiteOp op = lite_q_.front();
-                lite_q_.pop_front();
-                lite_ = Lite::Idle;
-                if (op.reg == "TASK" && op.arg >= 0) task_written_[op.arg] = true;
-            }
-            break;
-        case Lite::ReadAddr:
-            if (s.lar) lite_ = Lite::ReadData;
-            break;
-        case Lite::ReadData:
-            if (s.lr) {
-                LiteOp op = lite_q_.front();
-                lite_q_.pop_front();
-                lite_ = Lite::Idle;
-                lite_done_read(op, s.lrdata);
-            }
-            break;
-        case Lite::Idle:
-            break;
-    }
-    if (lite_ == Lite::Idle && !lite_q_.empty()) {
-        const LiteOp& op = lite_q_.front();
-        lite_ = op.write ? Lite::Write : Lite::ReadAddr;
-        aw_done_ = w_done_ = false;
-        lite_since_ = now;
-    }
-    uint32_t pc = top_->dbg_pc;
-    if (pc != pc_) on_pc(now, pc);
-}
-
-void Bench::drive() {
-    // DRAM read slave
-    top_->m_axi_arready = bursts_.size() < j_.outstanding;
-    const uint64_t next = cyc_ + 1;
-    if (!bursts_.empty() && bursts_.front().due <= next) {
-        const Burst& b = bursts_.front();
-        uint64_t addr = b.addr + beat_ * j_.port_bytes;
-        top_->m_axi_rvalid = 1;
-        top_->m_axi_rlast = beat_ + 1 == b.beats;
-        top_->m_axi_rresp = 0;
-        top_->m_axi_rid = 0;
-        if (in_image(addr)) put_bytes(top_->m_axi_rdata, &image_[addr - j_.base], j_.port_bytes);
-        else put_zero(top_->m_axi_rdata);
+void Bench::on_token_frame(size_t frame, uint64_t cycle, uint64_t elements) {
+    if (frame < out_.size()) {
+        out_[frame].last_token = cycle;
+        out_[frame].tokens = elements;
     } else {
-        top_->m_axi_rvalid = 0;
-        top_->m_axi_rlast = 0;
+        warnings_.push_back("more token frames than frames sent");
     }
-    // pixels
-    bool have = src_frame_ < j_.frames.size() && started_ &&
-                (src_beat_ > 0 || task_written_[src_frame_]);
-    top_->s_axis_tvalid = have;
-    if (have) {
-        const uint64_t i = j_.frames[src_frame_].offset + src_beat_;
-        top_->s_axis_tdata = beats_[2 * i];
-        top_->s_axis_tlast = beats_[2 * i + 1];
-    } else {
-        top_->s_axis_tlast = 0;
-    }
-    top_->m_axis_tready = 1;
-    // AXI-Lite
-    const LiteOp* op = lite_q_.empty() ? nullptr : &lite_q_.front();
-    uint32_t off = op ? j_.regs.at(op->reg) : 0;
-    top_->s_axil_awvalid = lite_ == Lite::Write && !aw_done_;
-    top_->s_axil_wvalid = lite_ == Lite::Write && !w_done_;
-    top_->s_axil_awaddr = off;
-    top_->s_axil_awprot = 0;
-    top_->s_axil_wdata = op ? op->data : 0;
-    top_->s_axil_wstrb = 0xF;
-    top_->s_axil_bready = lite_ == Lite::WriteResp;
-    top_->s_axil_arvalid = lite_ == Lite::ReadAddr;
-    top_->s_axil_araddr = off;
-    top_->s_axil_arprot = 0;
-    top_->s_axil_rready = lite_ == Lite::ReadData;
-}
-
-void Bench::on_pixel(uint64_t cycle) {
-    last_progress_ = cycle;
-    const FrameIn& f = j_.frames[src_frame_];
-    if (src_beat_ == 0) {
-        out_[src_frame_].first_pixel = cycle;
-        if (src_frame_ + 1 < j_.frames.size())
-            lite_issue({true, "TASK", j_.frames[src_frame_ + 1].task, kNone,
-                        int64_t(src_frame_ + 1)});
-    }
-    if (++src_beat_ == f.nbeats) {
-        out_[src_frame_].last_pixel = cycle;
-        ++src_frame_;
-        src_beat_ = 0;
-    }
-}
-
-void Bench::on_token(uint64_t cycle, uint32_t raw, bool last) {
-    last_progress_ = cycle;
-    const uint64_t bits = j_.token_bits;
-    int64_t v = raw & ((1ull << bits) - 1);
-    if (v >> (bits - 1)) v -= int64_t(1) << bits;
-    tokens_.push_back(int32_t(v));
-    ++tok_in_frame_;
-    if (last) {
-        if (tok_frame_ < out_.size()) {
-            out_[tok_frame_].last_token = cycle;
-            out_[tok_frame_].tokens = tok_in_frame_;
-        } else {
-            warnings_.push_back("more token frames than frames sent");
-        }
-        if (tok_in_frame_ != j_.tokens_per_frame)
-            warnings_.push_back("token frame " + std::to_string(tok_frame_) + " has " +
-                                std::to_string(tok_in_frame_) + " elements, not " +
-                                std::to_string(j_.tokens_per_frame));
-        ++tok_frame_;
-        tok_in_frame_ = 0;
-    }
+    if (elements != j_.tokens_per_frame)
+        warnings_.push_back("token frame " + std::to_string(frame) + " has " +
+                            std::to_string(elements) + " elements, not " +
+                            std::to_string(j_.tokens_per_frame));
 }
 
 void Bench::on_pc(uint64_t cycle, uint32_t pc) {
-    last_progress_ = cycle;
     pc_events_.push_back(cycle);
     pc_events_.push_back(pc);
     if (!j_.dumps.empty() && programs_ == j_.dump_frame && pc == pc_ + 1 &&
@@ -506,7 +238,6 @@ void Bench::on_pc(uint64_t cycle, uint32_t pc) {
     if (pc == j_.insns) ++programs_;
     // The next program starts (pc back to 0): the previous frame's FRAME_CYCLES is final.
     if (pc == 0 && programs_ > 0) read_frame_cycles(programs_ - 1);
-    pc_ = pc;
 }
 
 void Bench::dump_memories(uint64_t pc) {
@@ -547,7 +278,7 @@ void Bench::dump_memories(uint64_t pc) {
 #endif
 }
 
-void Bench::lite_done_read(const LiteOp& op, uint32_t value) {
+void Bench::on_lite_read(const LiteOp& op, uint32_t value) {
     switch (op.tag) {
         case kFrameLo:
             out_[op.arg].frame_cycles = value;
@@ -580,7 +311,7 @@ std::string Bench::describe() {
 uint32_t Bench::read_status_now() {
     if (lite_ != Lite::Idle) return UINT32_MAX;  // the slave itself is stuck
     lite_q_.clear();
-    lite_issue({false, "STATUS", 0, kStatus, -1});
+    issue(false, "STATUS", 0, kStatus, -1);
     for (int i = 0; i < 2000 && !lite_q_.empty(); ++i) {
         eval_low();
         bool lar = top_->s_axil_arvalid && top_->s_axil_arready;
@@ -610,18 +341,12 @@ void Bench::run() {
         tfp_->open(j_.waves.c_str());
     }
 #endif
-    // reset: 8 cycles with aresetn low, every input idle
-    top_->aresetn = 0;
-    drive();
-    for (int i = 0; i < 8; ++i) step();
-    top_->aresetn = 1;
-    for (int i = 0; i < 2; ++i) step();
-    last_progress_ = cyc_;
-    lite_issue({true, "DRAM_BASE_LO", uint32_t(j_.base & 0xFFFFFFFFu), kNone, -1});
-    lite_issue({true, "DRAM_BASE_HI", uint32_t(j_.base >> 32), kNone, -1});
-    lite_issue({true, "FRAMES", uint32_t(j_.frames.size()), kNone, -1});
-    if (!j_.frames.empty()) lite_issue({true, "TASK", j_.frames[0].task, kNone, 0});
-    lite_issue({true, "CTRL", 1, kNone, -1});  // ap_start
+    reset();  // 8 cycles with aresetn low, every input idle, then 2
+    issue(true, "DRAM_BASE_LO", uint32_t(j_.base & 0xFFFFFFFFu), kNone, -1);
+    issue(true, "DRAM_BASE_HI", uint32_t(j_.base >> 32), kNone, -1);
+    issue(true, "FRAMES", uint32_t(j_.frames.size()), kNone, -1);
+    if (!j_.frames.empty()) issue(true, "TASK", j_.frames[0].task, kNone, 0);
+    issue(true, "CTRL", 1, kNone, -1);  // ap_start
     started_ = true;
     try {
         loop();
@@ -642,14 +367,14 @@ void Bench::loop() {
         if (dump_done_ && j_.stop_after_dump) return;
         if (src_frame_ == j_.frames.size() && !idle_seen_) {
             if (lite_q_.empty() && cyc_ >= next_poll_) {
-                lite_issue({false, "CTRL", 0, kCtrlPoll, -1});
+                issue(false, "CTRL", 0, kCtrlPoll, -1);
                 next_poll_ = cyc_ + 64;
             }
         }
         if (idle_seen_ && !counters_queued) {
             counters_queued = true;
             if (programs_ > 0) read_frame_cycles(programs_ - 1);
-            for (const std::string& c : j_.counters) lite_issue({false, c, 0, kCounter, -1});
+            for (const std::string& c : j_.counters) issue(false, c, 0, kCounter, -1);
         }
         if (counters_queued && lite_q_.empty()) finished_ = true;
         if ((cyc_ & 1023) == 0) check_limits();
@@ -700,7 +425,7 @@ void Bench::write_results(const std::string& error, double wall, double cpu) {
                      "    {\"task\": %u, \"first_pixel\": %" PRIu64 ", \"last_pixel\": %" PRIu64
                      ", \"last_token\": %" PRIu64 ", \"tokens\": %" PRIu64
                      ", \"frame_cycles\": %" PRId64 "}%s\n",
-                     o.task, o.first_pixel, o.last_pixel, o.last_token, o.tokens,
+                     o.task, first_pixel_[k], last_pixel_[k], o.last_token, o.tokens,
                      o.have_frame_cycles ? int64_t(o.frame_cycles) : int64_t(-1),
                      k + 1 < out_.size() ? "," : "");
     }
@@ -716,10 +441,11 @@ void Bench::write_results(const std::string& error, double wall, double cpu) {
 
 int main(int argc, char** argv) {
     if (argc != 2) {
-        std::fprintf(stderr, "usage: %s JOB\n", argv[0]);
+        std::fprintf(stderr, "usage: %s JOB | %s serve\n", argv[0], argv[0]);
         return 2;
     }
     auto ctx = std::make_unique<VerilatedContext>();
+    if (std::string(argv[1]) == "serve") return evh::serve(ctx.get());
     Job job;
     try {
         job = read_job(argv[1]);

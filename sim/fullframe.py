@@ -1,6 +1,8 @@
 """Whole frames through the RTL top with no Python per cycle: a Verilator C++ testbench.
 
-``sim/fullframe.cpp`` is the bench's ``main``: a behavioral AXI4 read slave holds the DRAM image
+``sim/fullframe.cpp`` is the bench's ``main`` over the models of ``sim/topbench.h`` (the same
+executable, as ``fullframe serve``, is the host driver's rtl transport: ``sim/serve.h``,
+:mod:`edgevit_hw.sim.transport`): a behavioral AXI4 read slave holds the DRAM image
 at :data:`BASE` and answers every burst (INCR, ARLEN+1 beats, in order, several outstanding,
 RRESP OKAY) with its first beat a fixed ``latency`` cycles (default :data:`LATENCY`) after the AR
 handshake, then one beat per cycle; an AXI4-Lite master writes DRAM_BASE, FRAMES, TASK and
@@ -46,6 +48,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from edgevit_hw.sim.runner import waves_requested
 
 from edgevit_hw.core.derive import HwParams
 from edgevit_hw.core.errors import EdgeVitError
@@ -55,6 +58,7 @@ from edgevit_hw.progress import step
 BASE = 0x10000  # byte address of the DRAM image (nonzero on purpose)
 LATENCY = 40  # cycles from an AR handshake to the burst's first R beat
 HARNESS = "fullframe.cpp"
+HARNESS_FILES = (HARNESS, "topbench.h", "serve.h")  # the bench's C++ (one translation unit)
 # -O1: g++ -O2 spends minutes on each of Verilator's 10k-line functions of the top (313 s against
 # 8.8 s at -O1 for one of m3vit's files) for about 10% of simulation speed.
 CXX_OPT = "-O1"
@@ -74,6 +78,14 @@ class SimulationError(EdgeVitError):
 
 def harness_path() -> Path:
     return Path(str(resources.files("edgevit_hw.sim") / HARNESS))
+
+
+def harness_digest() -> str:
+    """The digest of every C++ file of the bench (a change relinks the model's folder)."""
+    h = hashlib.sha256()
+    for name in HARNESS_FILES:
+        h.update((harness_path().parent / name).read_bytes())
+    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------- build ----
@@ -109,7 +121,7 @@ def build(hw: HwParams, variant: str = "fast", jobs: int = 2) -> Path:
                               "apt-get install liblz4-dev (make sim WAVES=1 does)")  # fmt: skip
     folder = build_dir(hw, variant)
     exe, stamp = folder / "obj" / "fullframe", folder / "harness.sha256"
-    digest = hashlib.sha256(harness_path().read_bytes()).hexdigest()
+    digest = harness_digest()
     if is_built(hw, variant):
         return exe
     vfile, _ = export("top", hw, folder)  # takes the folder's lock itself
@@ -154,9 +166,10 @@ def is_built(hw: HwParams, variant: str = "fast") -> bool:
     """The bench of ``hw`` is compiled, from the current RTL and harness."""
     folder = build_dir(hw, variant)
     stamp = folder / "harness.sha256"
-    digest = hashlib.sha256(harness_path().read_bytes()).hexdigest()
     return (
-        (folder / "obj" / "fullframe").exists() and stamp.exists() and stamp.read_text() == digest
+        (folder / "obj" / "fullframe").exists()
+        and stamp.exists()
+        and stamp.read_text() == harness_digest()
     )
 
 
@@ -346,11 +359,6 @@ def run_parallel(prep, runs: list[tuple[list[np.ndarray], list[int]]], latency: 
         for job in files:
             shutil.rmtree(job.parent, ignore_errors=True)
     return results
-
-
-def waves_requested() -> bool:
-    """``WAVES=1`` (or any value but 0) in the environment."""
-    return os.environ.get("WAVES", "0") not in ("", "0")
 
 
 def _write_job(prep, frames, tasks, latency, waves, out, exe, debug=None, image=None) -> Path:

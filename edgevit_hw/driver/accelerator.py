@@ -3,15 +3,16 @@
 ```python
 from edgevit_hw.driver import Accelerator
 
-acc = Accelerator.open("m3vit", backend="golden")      # or "csim"; a gen folder works too
-for r in acc.run("photos/", task="depth"):
-    print(r.name, r.tokens.shape, r.cycles)
+with Accelerator.open("m3vit", backend="golden") as acc:  # or "csim", "rtl", "pynq"
+    for r in acc.run("photos/", task="depth"):
+        print(r.name, r.tokens.shape, r.cycles)
 ```
 
 ``open`` loads the artifacts (a preset or YAML spec is quantized as ``gen`` does; a ``gen``
-output folder is read back from its ``model.safetensors``), starts the backend and refuses a
-device whose spec ID differs from the artifacts'. ``run`` returns one result per frame in
-order; ``stream`` yields them one by one for video-like input.
+output folder is read back from its ``model.safetensors``), connects the backend (a device:
+reset and the DRAM image written), refuses a device whose spec ID differs from the
+artifacts' and starts it. ``run`` returns one result per frame in order; ``stream`` yields
+them one by one for video-like input, keeping a device's input fed while it computes.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from pathlib import Path
 from edgevit_hw.core.derive import HwParams, derive
 from edgevit_hw.core.errors import InputError
 from edgevit_hw.core.qmodel import QuantModel
-from edgevit_hw.driver.backends import BACKENDS, LATER, FrameResult
+from edgevit_hw.driver.backends import BACKENDS, FrameResult
 from edgevit_hw.driver.errors import BadTask, SpecHashMismatch
-from edgevit_hw.driver.frames import Frame, frames
+from edgevit_hw.driver.frames import frames
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,31 @@ class Accelerator:
 
     @classmethod
     def open(cls, source, backend: str = "golden", **options) -> Accelerator:
-        if backend in LATER:
-            raise InputError(f"backend {backend!r} ({LATER[backend]}) needs the RTL top, which"
-                             f" is not built yet; use one of {sorted(BACKENDS)}")  # fmt: skip
         if backend not in BACKENDS:
             raise InputError(f"backend must be one of {sorted(BACKENDS)}, not {backend!r}")
         art = Artifacts.load(source)
         acc = cls(art, BACKENDS[backend](art.qmodel, art.hw, **options))
-        acc.check_spec_id()
+        acc.connect()
         return acc
+
+    def connect(self) -> None:
+        """Connect the backend (a device: reset, DRAM image), check its spec ID, start it."""
+        try:
+            self.backend.connect()
+            self.check_spec_id()
+            self.backend.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Accelerator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def check_spec_id(self) -> None:
         got, want = self.backend.spec_id(), self.artifacts.hw.hash32
@@ -94,9 +111,7 @@ class Accelerator:
                dequantize: bool = False) -> Iterator[FrameResult]:  # fmt: skip
         """Results one frame at a time, as frames arrive from ``source``."""
         t = self.task_index(task)
-        for i, item in enumerate(frames(source, self.spec)):
-            res = self.backend.run_one(i, item, t)
-            res.pixels = item.pixels if isinstance(item, Frame) else None
+        for res in self.backend.results(frames(source, self.spec), t):
             if dequantize and res.tokens is not None:
                 res.floats = self.artifacts.qmodel.dequantize(res.tokens)
             yield res

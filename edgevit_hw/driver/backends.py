@@ -3,14 +3,16 @@ task id, and gives one :class:`FrameResult` per frame, in order: a dropped frame
 tokens and carries its error, and never shifts the frames after it.
 
 ``golden`` is the golden model behind the hardware's frame check; ``csim`` runs the HLS
-C-simulation of the top function, one frame per call of the compiled testbench. The ``rtl``
-(Verilator simulation of the RTL top) and ``pynq`` (a board) backends come with the RTL top:
-they drive the register map and the AXI streams through one register protocol.
+C-simulation of the top function, one frame per call of the compiled testbench. ``rtl`` (the
+Verilator model of the RTL top) and ``pynq`` (a board) are one
+:class:`~edgevit_hw.driver.protocol.RegisterProtocol` over their transports: the register map
+and the AXI streams, driven as a board is.
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +37,8 @@ class FrameResult:
     cycles: int | None = None
     floats: np.ndarray | None = None  # dequantized tokens, on request
     pixels: np.ndarray | None = None  # the fitted frame that was sent (None for raw beats)
+    pixels_in: tuple[int, int] | None = None  # cycles of its first and last pixel (rtl)
+    tokens_out: int | None = None  # cycle of its last output element (rtl)
 
     @property
     def ok(self) -> bool:
@@ -57,7 +61,26 @@ def check_frame(item: Frame | Beats, hw: HwParams) -> tuple[Received, MalformedF
                                f" beats (expected {want}); dropped")  # fmt: skip
 
 
-class GoldenBackend:
+class DirectBackend:
+    """A backend that runs one frame per call (``run_one``); nothing to connect or start."""
+
+    def connect(self) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def results(self, items: Iterable[Frame | Beats], task: int) -> Iterator[FrameResult]:
+        for i, item in enumerate(items):
+            res = self.run_one(i, item, task)
+            res.pixels = item.pixels if isinstance(item, Frame) else None
+            yield res
+
+
+class GoldenBackend(DirectBackend):
     """The golden model (the definition of every output bit), behind the frame check."""
 
     name = "golden"
@@ -76,7 +99,7 @@ class GoldenBackend:
         return FrameResult(index, item.name, golden_forward(self.qm, pixels, task).tokens)
 
 
-class CsimBackend:
+class CsimBackend(DirectBackend):
     """The HLS C-simulation (compiled once per project, cached); cycles are the HLS model's."""
 
     name = "csim"
@@ -110,5 +133,23 @@ class CsimBackend:
         return FrameResult(index, item.name, res.frames[0], None, res.cycles)
 
 
-BACKENDS = {"golden": GoldenBackend, "csim": CsimBackend}
-LATER = {"rtl": "the Verilator simulation of the RTL top", "pynq": "a PYNQ board"}
+def rtl_backend(qm: QuantModel, hw: HwParams, latency: int | None = None,
+                max_cycles: int | None = None):  # fmt: skip
+    """The Verilator model of the top (``latency``: DRAM read latency in cycles)."""
+    from edgevit_hw.driver.protocol import RegisterProtocol
+    from edgevit_hw.sim.transport import RtlTransport
+
+    return RegisterProtocol(RtlTransport(hw, latency), qm, hw, max_cycles)
+
+
+def pynq_backend(qm: QuantModel, hw: HwParams, bitfile: str = "evh_top.bit",
+                 max_cycles: int | None = None, **names):  # fmt: skip
+    """A board through PYNQ (``bitfile`` and its .hwh; ``names``: the IP names)."""
+    from edgevit_hw.driver.protocol import RegisterProtocol
+    from edgevit_hw.driver.pynq_transport import PynqTransport
+
+    return RegisterProtocol(PynqTransport(hw, bitfile, **names), qm, hw, max_cycles)
+
+
+BACKENDS = {"golden": GoldenBackend, "csim": CsimBackend, "rtl": rtl_backend,
+            "pynq": pynq_backend}  # fmt: skip

@@ -27,3 +27,7 @@ class AxiReadError(DriverError):
 
 class DeviceTimeout(DriverError):
     """The device did not finish in time; the message carries its status."""
+
+
+class TransportError(DriverError):
+    """The link to the device failed (the simulation process ended, a board call failed)."""
