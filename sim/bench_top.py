@@ -34,7 +34,7 @@ from edgevit_hw.sim.top_case import load_case
 
 from edgevit_hw.program import regmap
 from edgevit_hw.program.interpreter import Interpreter
-from edgevit_hw.program.isa import Buf, Op
+from edgevit_hw.program.isa import Buf, written
 from edgevit_hw.program.streams import receive
 
 BASE = 0x10000  # byte address of the image in the bench's DRAM (nonzero on purpose)
@@ -135,18 +135,6 @@ class Bench:
         assert status & status_mask(bit), f"frame {i}: STATUS 0x{status:x} lacks {bit}"
         await self.regs.write("STATUS", status)  # write 1 to clear
         assert await self.regs.read("STATUS") == 0, "STATUS bits did not clear"
-
-
-def written(insn) -> tuple[Buf, ...]:
-    """The activation buffers an instruction writes."""
-    if insn.OP in (Op.MATMUL, Op.LAYERNORM):
-        return (insn.dst,)
-    return {
-        Op.LOAD_RES: (Buf.RESIDUAL,),
-        Op.ATTENTION: (Buf.ATTN_OUT,),
-        Op.MOE_COMBINE: (Buf.RESIDUAL,),
-        Op.QUEUES: (Buf.MOE_ACC,),
-    }.get(insn.OP, ())
 
 
 class Tracer:

@@ -15,22 +15,9 @@ import numpy as np
 from edgevit_hw.sim.fullframe import LATENCY, RunResult, SimulationError, run_frames
 
 from edgevit_hw.core.derive import HwParams
+from edgevit_hw.program.isa import written
 
 MEM_SCOPE = "TOP.evh_top.core.mem"  # VPI scope of the activation memories (mem_<buffer>)
-
-
-def written(insn) -> tuple:
-    """The activation buffers an instruction writes (as sim.bench_top's Tracer)."""
-    from edgevit_hw.program.isa import Buf, Op
-
-    if insn.OP in (Op.MATMUL, Op.LAYERNORM):
-        return (insn.dst,)
-    return {
-        Op.LOAD_RES: (Buf.RESIDUAL,),
-        Op.ATTENTION: (Buf.ATTN_OUT,),
-        Op.MOE_COMBINE: (Buf.RESIDUAL,),
-        Op.QUEUES: (Buf.MOE_ACC,),
-    }.get(insn.OP, ())
 
 
 def decode_memory(hw: HwParams, buf, words: np.ndarray) -> np.ndarray:

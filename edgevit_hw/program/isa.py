@@ -183,6 +183,18 @@ KINDS = {cls.OP: cls for cls in (LoadResidual, MatMul, LayerNorm, Attention, Rou
 ENUMS = {"epi": Epi, "src": Buf, "dst": Buf, "flags": Flag}
 
 
+def written(insn: Insn) -> tuple[Buf, ...]:
+    """The activation buffers an instruction writes (what a trace compares after it)."""
+    if insn.OP in (Op.MATMUL, Op.LAYERNORM):
+        return (insn.dst,)
+    return {
+        Op.LOAD_RES: (Buf.RESIDUAL,),
+        Op.ATTENTION: (Buf.ATTN_OUT,),
+        Op.MOE_COMBINE: (Buf.RESIDUAL,),
+        Op.QUEUES: (Buf.MOE_ACC,),
+    }.get(insn.OP, ())
+
+
 def rebase(insn: Insn, base: int) -> Insn:
     """``insn`` with every present address moved by ``base`` beats."""
     moved = {a: getattr(insn, a) + base for a in insn.ADDRS if getattr(insn, a) != NONE}
