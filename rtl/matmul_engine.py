@@ -534,9 +534,7 @@ class MatmulEngine(Elaboratable):
         fc = self.fill
         src_base, src_ok = Array(self.src_base)[f_tab], Array(self.src_ok)[f_tab]
         running = self.stream_on & ~f_full & Array(self.table_full)[f_tab]
-        with m.If(running & self.combine):  # MOE_COMBINE: every w is 0, no x is read
-            m.d.sync += f_full.eq(1)
-        with m.Elif(running & (fr < R)):
+        with m.If(running & (fr < R)):
             m.d.comb += [
                 fc.buf.eq(self.ins.src),
                 fc.addr.eq(src_base[fr] + fj),
