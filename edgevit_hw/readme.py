@@ -31,7 +31,7 @@ ENTRIES = (  # (pattern, description), first match wins
     ("hls/evh_top.*", "the HLS top function (the synthesis top)"),
     ("hls/evh_tb.cpp", "the C-simulation testbench (reads the DRAM image and a frame)"),
     ("hls/run_hls.tcl", "Vitis HLS script: C-simulation, synthesis, co-simulation, IP export"),
-    ("hls/tb_input.bin", "the testbench frame as AXI4-Stream beats (pixel, tlast)"),
+    ("hls/tb_input.bin", "the testbench frame as AXI4-Stream beats (pixels, tlast)"),
     ("hls/tb_golden.bin", "the golden tokens of the testbench frame, task 0 (int64)"),
     ("hls/*.bin", "the DRAM image the testbench loads (program, weights, constants)"),
     ("hls/*", "part of the Vitis HLS project"),

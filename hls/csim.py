@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from edgevit_hw.hls.emit import kernel_sources, render_sources
 
+from edgevit_hw.core.derive import derive
 from edgevit_hw.core.qmodel import QuantModel
 from edgevit_hw.program.streams import frame_beats
 
@@ -150,7 +151,8 @@ def _compile(project: Path, sources: dict[str, str], kernels: dict[str, bytes],
 def run_beats(binary: Binary, beats: np.ndarray, task: int, frames: int, shape: tuple[int, int],
               weights: Path | None = None, dump_dir: Path | None = None,
               timeout: float = RUN_TIMEOUT_S) -> CsimResult:  # fmt: skip
-    """Run the top function once on raw AXI4-Stream beats (uint8 [B, 2]: pixel, tlast), with
+    """Run the top function once on raw AXI4-Stream beats (uint8 [B, pixels_per_beat + 1]:
+    the beat's pixels, tlast), with
     the weight image ``weights`` (default: the one ``binary`` was built with); a run longer
     than ``timeout`` seconds raises ``subprocess.TimeoutExpired``."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -194,7 +196,7 @@ def run_frame(binary: Binary, qm: QuantModel, pixels: np.ndarray, task: int = 0,
     """One well-formed frame; with ``dump_dir`` (a -DEVH_DUMP binary) the per-layer dumps are
     returned in ``dumps``, named and shaped like ``golden_forward(..., trace=True).trace``."""
     m = qm.spec.model
-    res = run_beats(binary, frame_beats(pixels, m.patch), task, 1, (m.tokens, m.embed_dim),
+    res = run_beats(binary, frame_beats(pixels, derive(qm.spec)), task, 1, (m.tokens, m.embed_dim),
                     weights=weights, dump_dir=dump_dir)  # fmt: skip
     if dump_dir is not None:
         res.dumps = load_dumps(dump_dir, qm)

@@ -7,8 +7,9 @@ project); this module builds the context of the logic-free Jinja2 templates in
 frame controller fetches and decodes the instructions at run time with the field layout of
 ``HwParams.isa`` (emitted into ``evh_params.h``), so no layer offset is compiled in;
 ``evh_offsets.h`` holds the image's size and the debug dumps' names (from the labels).
-Nothing here walks the layers, computes a width or lays out memory: only the flow writes
-files.
+Nothing here walks the layers, derives a datapath width or lays out memory (the one width
+measured here, ``GELU_TABLE_BITS``, is the storage width of an emitted contract table): only
+the flow writes files.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from importlib import resources
 import numpy as np
 
 from edgevit_hw.core import arithmetic as A
-from edgevit_hw.core.derive import HwParams
+from edgevit_hw.core.derive import SHIFT_BITS, HwParams
 from edgevit_hw.core.qmodel import QuantModel
 from edgevit_hw.program import isa
 from edgevit_hw.program.compiler import Program
@@ -43,6 +44,17 @@ BUFFER_TYPES = {
     "gate_idx": "eidx_t", "gate_weights": "gw_t", "queue_tokens": "tok_idx_t",
     "queue_slots": "slot_t", "queue_counts": "cnt_t", "weight_tiles_x2": "w_t",
 }  # fmt: skip
+# Buffers a single process of the compute unit's dataflow region owns and declares (the MAC
+# array's weight double buffer, evh_mac.h mac): the struct holds their type, not the memory,
+# so no region argument is read and written in the middle of the region.
+PROCESS_BUFFERS = ("weight_tiles_x2",)
+# Derived widths (ArithParams fields) the kernels type intermediates with, as NAME_BITS.
+KERNEL_WIDTHS = (
+    "mult_bits", "bias_bits", "acc_bits", "score_bits", "softmax_sum_bits", "softmax_acc_bits",
+    "gelu_out_bits", "gate_sum_bits", "moe_acc_bits", "moe_prod_bits", "ln_sum_bits",
+    "ln_d_bits", "ln_var_bits", "ln_dr_bits", "ln_n_bits", "ln_gamma_bits", "ln_acc_bits",
+    "ln_prod_bits",
+)  # fmt: skip
 
 
 # Buffer dumped after an instruction (C-simulation debug builds), by label kind: the golden
@@ -81,17 +93,14 @@ def program_dumps(program: Program) -> list[tuple[int, int, str]]:
     return sorted(out, key=lambda d: d[0])
 
 
-def _native(bits: int, signed: bool = True) -> str:
-    for n in (8, 16, 32, 64):
-        if bits <= n:
-            return f"{'' if signed else 'u'}int{n}_t"
-    raise ValueError(f"no native integer type holds {bits} bits")
-
-
 def type_widths(hw: HwParams) -> dict[str, tuple[int, bool]]:
     """Every element type of the kernels as (bits, signed), each a field of derive."""
     a = hw.arith
     return {
+        "mult_t": (a.mult_bits, False),
+        "shift_t": (SHIFT_BITS, False),
+        "bias_t": (a.bias_bits, True),
+        "gamma_t": (a.ln_gamma_bits, True),
         "pix_t": (hw.buffers.pixels.bits, False),
         "xin_t": (a.x_bits, True),
         "act_t": (a.act_bits, True),
@@ -109,20 +118,39 @@ def type_widths(hw: HwParams) -> dict[str, tuple[int, bool]]:
     }
 
 
-def _typedefs(hw: HwParams, ap: bool) -> str:
-    lines = []
-    for name, (bits, signed) in type_widths(hw).items():
-        t = f"ap_{'' if signed else 'u'}int<{bits}>" if ap else _native(bits, signed)
-        lines.append(f"    typedef {t} {name};")
-    return "\n".join(lines)
+def _typedefs(hw: HwParams) -> str:
+    """``evh::int_t<N>`` / ``uint_t<N>`` (evh_types.h: ap_int of exactly N bits in synthesis)."""
+    return "\n".join(f"    typedef evh::{'' if signed else 'u'}int_t<{bits}> {name};"
+                     for name, (bits, signed) in type_widths(hw).items())  # fmt: skip
+
+
+def _widths(hw: HwParams) -> str:
+    """The derived widths the kernels type their intermediates with, as ``NAME_BITS``."""
+    a = hw.arith
+    rows = [(f.upper(), getattr(a, f)) for f in KERNEL_WIDTHS]
+    rows += [("SHIFT_BITS", SHIFT_BITS),
+             ("GELU_TABLE_BITS", table_bits(A.gelu_table(a.gelu_frac_bits)))]  # fmt: skip
+    return "\n".join(f"    static constexpr int {n} = {v};" for n, v in rows)
+
+
+def table_bits(table) -> int:
+    """Signed width of every entry of a table and every difference of consecutive entries
+    (the GELU interpolation reads both)."""
+    vals = [int(v) for v in table]
+    diffs = [b - c for b, c in zip(vals[1:], vals, strict=False)]
+    return max(abs(v) for v in vals + diffs).bit_length() + 1
 
 
 def act_members(hw: HwParams) -> str:
-    """The members of the on-chip buffer struct, one per buffer of derive, in its order."""
+    """The on-chip buffer struct, one entry per buffer of derive, in its order: a member, or
+    for a buffer that one dataflow process owns (PROCESS_BUFFERS) the type it declares."""
     rows = []
     for b in hw.buffers.all():
         dims = "".join(f"[{n}]" for n in b.shape)
-        rows.append(f"        {BUFFER_TYPES[b.name]} {b.name}{dims};")
+        if b.name in PROCESS_BUFFERS:
+            rows.append(f"        typedef {BUFFER_TYPES[b.name]} {b.name}_t{dims};")
+        else:
+            rows.append(f"        {BUFFER_TYPES[b.name]} {b.name}{dims};")
     return "\n".join(rows)
 
 
@@ -179,8 +207,10 @@ def params_context(program: Program) -> dict:
         "gate_weight_bits": a.gate_weight_bits,
         "ln_norm_frac_bits": a.ln_norm_frac_bits,
         "tok_bits": s.token_bits,
-        "ap_types": _typedefs(hw, True),
-        "native_types": _typedefs(hw, False),
+        "pixels_per_beat": s.pixels_per_beat,
+        "tokens_per_beat": s.tokens_per_beat,
+        "types": _typedefs(hw),
+        "widths": _widths(hw),
         "act_members": act_members(hw),
         "epi_enum": "\n".join(_enum(e) for e in (isa.Op, isa.Epi, isa.Buf, isa.Flag)),
         "insn_beats": hw.isa.insn_beats,
@@ -287,7 +317,7 @@ def emit_hls(program: Program, qm: QuantModel, pixels: np.ndarray | None = None,
     files.update({f"include/{name}": data for name, data in kernel_sources().items()})
     files[IMAGE] = program.image
     if pixels is not None:
-        files["tb_input.bin"] = frame_beats(pixels, qm.spec.model.patch).tobytes()
+        files["tb_input.bin"] = frame_beats(pixels, program.hw).tobytes()
     if golden is not None:
         files["tb_golden.bin"] = np.asarray(golden, "<i8").tobytes()
     return files

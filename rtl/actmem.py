@@ -129,14 +129,4 @@ class ActMemories(Elaboratable):
             first = False
 
 
-def lane_select(m: Module, data, lane, bits: int, name: str) -> Signal:
-    """``data[lane]`` with a dynamic lane index (a mux)."""
-    out = Signal(signed(bits), name=name)
-    with m.Switch(lane):
-        for i in range(data.shape().length):
-            with m.Case(i):
-                m.d.comb += out.eq(data[i])
-    return out
-
-
 __all__ = ["ActMemories", "ReadClient", "WriteClient", "row_words", "buf_depth"]

@@ -9,10 +9,21 @@ with the read port's enable held low under back-pressure keeps every stream loss
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import (
+    Array,
+    Cat,
+    Const,
+    Elaboratable,
+    Module,
+    Mux,
+    Signal,
+    Value,
+    signed,
+    unsigned,
+)
 from amaranth.lib.data import ArrayLayout
 from amaranth.lib.memory import Memory
-from edgevit_hw.rtl.actmem import lane_select, row_words
+from edgevit_hw.rtl.actmem import row_words
 from edgevit_hw.rtl.dram import requant_fields, word_span
 
 from edgevit_hw.core.derive import HwParams
@@ -593,28 +604,30 @@ class RouteQueues(Elaboratable):
 
 
 class OutputEngine(Elaboratable):
-    """OUTPUT: the ``src`` buffer's tokens x embed_dim elements, row-major, one per ``m_axis``
-    beat (two's complement in ``token_bits``), ``tlast`` on the last. ``send`` low: the
-    elements are read but not sent (a dropped frame sends nothing)."""
+    """OUTPUT: the ``src`` buffer's tokens x embed_dim elements, row-major,
+    ``streams.tokens_per_beat`` per ``m_axis`` beat (lane j: element j of the beat, two's
+    complement in ``token_bits``), ``tlast`` on the last. The count divides a token and an
+    activation word, so a beat is one lane group of one word."""
 
     def __init__(self, hw: HwParams, ins, mem):
         self.hw, self.ins = hw, ins
         self.rd = mem.read_client("out_src", ELEM_BUFS, hw.arith.res_bits)
-        self.tdata = Signal(hw.streams.token_bits)
+        self.tdata = Signal(hw.streams.m_axis_bits)
         self.tvalid, self.tready, self.tlast = Signal(), Signal(), Signal()
         self.start, self.done = Signal(), Signal()
 
     def elaborate(self, platform):
         m = Module()
-        a, hw, L = self.hw.arith, self.hw, self.hw.streams.act_lanes
+        a, hw, s = self.hw.arith, self.hw, self.hw.streams
+        per, groups = s.tokens_per_beat, s.act_lanes // s.tokens_per_beat
         wpr = Signal(16)
         with m.Switch(self.ins.src):
             for b in ELEM_BUFS:
                 with m.Case(b):
                     m.d.comb += wpr.eq(row_words(hw, b))
-        cur = Cursor("out", a.tokens, a.embed_dim, 0, L)
+        cur = Cursor("out", a.tokens, a.embed_dim // per, 0, groups)  # a lane group per step
         cur.wpr = wpr
-        on, v, lane, last = Signal(), Signal(), Signal(range(L)), Signal()
+        on, v, group, last = Signal(), Signal(), Signal(range(groups)), Signal()
         adv = ~v | self.tready
         with m.If(self.start):
             cur.reset(m)
@@ -624,10 +637,15 @@ class OutputEngine(Elaboratable):
             m.d.sync += v.eq(on & ~cur.done)
         m.d.comb += [self.rd.buf.eq(self.ins.src), self.rd.addr.eq(cur.addr), self.rd.en.eq(issue)]
         with m.If(issue):
-            m.d.sync += [lane.eq(cur.lane), last.eq(cur.last)]
+            m.d.sync += [group.eq(cur.lane), last.eq(cur.last)]
             cur.step(m)
-        x = lane_select(m, self.rd.data, lane, a.res_bits, "out_x")
-        m.d.comb += [self.tvalid.eq(v), self.tdata.eq(x), self.tlast.eq(last)]
+        with m.Switch(group):
+            for g in range(groups):
+                with m.Case(g):
+                    elems = [Value.cast(self.rd.data[g * per + j])[: s.token_bits]
+                             for j in range(per)]  # fmt: skip
+                    m.d.comb += self.tdata.eq(Cat(*elems))
+        m.d.comb += [self.tvalid.eq(v), self.tlast.eq(last)]
         with m.If(v & self.tready & last):
             m.d.sync += on.eq(0)
             m.d.comb += self.done.eq(1)

@@ -2,10 +2,11 @@
 
 Ports (Vivado-friendly names; one clock ``aclk``, synchronous active-low reset ``aresetn``):
 
-* ``s_axis_*`` (``tdata`` = one pixel, ``tvalid``, ``tready``, ``tlast`` on a frame's last
-  beat): the frames, patch-major as :func:`edgevit_hw.program.streams.frame_beats` lays out;
-* ``m_axis_*`` (``tdata`` = one output element in ``streams.token_bits``, ``tlast`` on the
-  frame's last): the output tokens, row-major;
+* ``s_axis_*`` (``tdata`` = ``streams.pixels_per_beat`` pixels, lane j in bits 8j ..,
+  ``tvalid``, ``tready``, ``tlast`` on a frame's last beat): the frames, patch-major as
+  :func:`edgevit_hw.program.streams.frame_beats` lays out;
+* ``m_axis_*`` (``tdata`` = ``streams.tokens_per_beat`` output elements of
+  ``streams.token_bits``, ``tlast`` on the frame's last beat): the output tokens, row-major;
 * ``m_axi_*``: the AXI4 read master (:class:`rtl.axi_read.AxiReadMaster`) at the weight port
   width, reading the DRAM image from the DRAM_BASE register;
 * ``s_axil_*``: the control registers (:class:`rtl.axi_lite.AxiLiteRegs`, the register map of
@@ -40,11 +41,11 @@ class Top(wiring.Component):
         members = {
             "aclk": In(1),
             "aresetn": In(1),
-            "s_axis_tdata": In(s.pixel_bits),
+            "s_axis_tdata": In(s.s_axis_bits),
             "s_axis_tvalid": In(1),
             "s_axis_tready": Out(1),
             "s_axis_tlast": In(1),
-            "m_axis_tdata": Out(s.token_bits),
+            "m_axis_tdata": Out(s.m_axis_bits),
             "m_axis_tvalid": Out(1),
             "m_axis_tready": In(1),
             "m_axis_tlast": Out(1),

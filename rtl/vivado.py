@@ -117,9 +117,9 @@ def dma_context(hw: HwParams) -> dict:
         raise SpecError(f"a frame of {max(frame_bytes(hw))} bytes exceeds the AXI DMA's "
                          f"{high}-bit length register")  # fmt: skip
     return {
-        "mm2s_tdata_bits": s.pixel_bits,
-        "s2mm_tdata_bits": s.token_bits,
-        "mm_bits": max(DMA_MM_MIN_BITS, s.pixel_bits, s.token_bits),
+        "mm2s_tdata_bits": s.s_axis_bits,
+        "s2mm_tdata_bits": s.m_axis_bits,
+        "mm_bits": max(DMA_MM_MIN_BITS, s.s_axis_bits, s.m_axis_bits),
         "length_bits": max(low, need),
     }
 

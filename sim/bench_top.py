@@ -35,7 +35,7 @@ from edgevit_hw.sim.top_case import load_case
 from edgevit_hw.program import regmap
 from edgevit_hw.program.interpreter import Interpreter
 from edgevit_hw.program.isa import Buf, written
-from edgevit_hw.program.streams import receive
+from edgevit_hw.program.streams import beat_bytes, receive
 
 BASE = 0x10000  # byte address of the image in the bench's DRAM (nonzero on purpose)
 
@@ -101,7 +101,7 @@ class Bench:
         await r.write("CTRL", regmap.CTRL_FIELDS[0].mask)  # ap_start
 
     async def send(self, beats: np.ndarray) -> None:
-        frame = AxiStreamFrame(bytes(int(v) for v in beats[:, 0]))
+        frame = AxiStreamFrame(beat_bytes(beats))
         await self.src.send(frame)
         await self.src.wait()
 
@@ -310,8 +310,8 @@ async def top_restart(dut):
     # Reset halfway through a frame's pixels.
     await b.start(0, good[0]["task"])
     beats = good[0]["beats"]
-    await b.src.send(AxiStreamFrame(bytes(int(v) for v in beats[:, 0])))
-    while b.src.queue_occupancy_bytes > len(beats) // 2:
+    await b.src.send(AxiStreamFrame(beat_bytes(beats)))
+    while b.src.queue_occupancy_bytes > beats[:, :-1].size // 2:
         await RisingEdge(dut.aclk)
     await b.reset()
     b.src.clear()

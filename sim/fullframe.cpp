@@ -18,10 +18,11 @@
 // cycles or more than `max_cycles` in all ends the run with an error naming the pc and STATUS.
 //
 // JOB keys (one per line): image PATH | beats PATH | out DIR | base N | latency N |
-// outstanding N | port_bytes N | token_bits N | tokens_per_frame N | insns N | max_cycles N |
+// outstanding N | port_bytes N | pixels_per_beat N | token_bits N | tokens_per_beat N |
+// tokens_per_frame N | insns N | max_cycles N |
 // stall_limit N | ctrl_idle_mask N | reg NAME OFFSET | counter NAME | frame TASK NBEATS |
 // waves PATH | waves_from N | waves_to N | dump_frame K | dump PC MEMNAME | stop_after_dump 0/1
-// `beats` holds every frame's beats, 2 bytes each (pixel, tlast), frames in order.
+// `beats` holds every frame's beats, pixels_per_beat + 1 bytes each (pixels, tlast), in order.
 // Outputs in DIR: result.json (scalars, per-frame events, counters, error), tokens.bin (int32
 // elements of every received frame, in order), pc.bin (uint64 pairs: cycle, new dbg_pc value),
 // dump.bin (debug builds: per dump, u32 pc, u32 name length, name, u32 words, u32 word bytes,
@@ -59,7 +60,8 @@ struct FrameIn {
 struct Job {
     std::string image_path, beats_path, out, waves;
     uint64_t base = 0x10000, latency = 40, outstanding = 64, port_bytes = 16;
-    uint64_t token_bits = 8, tokens_per_frame = 0, insns = 0;
+    uint64_t pixels_per_beat = 1, token_bits = 8, tokens_per_beat = 1, tokens_per_frame = 0;
+    uint64_t insns = 0;
     uint64_t max_cycles = 100000000, stall_limit = 1000000, ctrl_idle_mask = 4;
     uint64_t waves_from = 0, waves_to = UINT64_MAX;
     int64_t dump_frame = -1;
@@ -87,7 +89,9 @@ Job read_job(const char* path) {
         else if (key == "latency") s >> j.latency;
         else if (key == "outstanding") s >> j.outstanding;
         else if (key == "port_bytes") s >> j.port_bytes;
+        else if (key == "pixels_per_beat") s >> j.pixels_per_beat;
         else if (key == "token_bits") s >> j.token_bits;
+        else if (key == "tokens_per_beat") s >> j.tokens_per_beat;
         else if (key == "tokens_per_frame") s >> j.tokens_per_frame;
         else if (key == "insns") s >> j.insns;
         else if (key == "max_cycles") s >> j.max_cycles;
@@ -145,7 +149,7 @@ class Bench : public evh::TopBench {
   public:
     Bench(Job job, VerilatedContext* ctx)
         : TopBench(ctx, {job.base, job.latency, job.outstanding, job.port_bytes},
-                   job.token_bits),
+                   {job.pixels_per_beat, job.token_bits, job.tokens_per_beat}),
           j_(std::move(job)) {
 #ifdef EVH_FST
         waves_from_ = j_.waves_from;
@@ -155,9 +159,9 @@ class Bench : public evh::TopBench {
         const std::vector<uint8_t> beats = read_file(j_.beats_path);
         uint64_t total = 0;
         for (auto& f : j_.frames) total += f.nbeats;
-        if (beats.size() != 2 * total)
+        if (beats.size() != beat_size() * total)
             throw std::runtime_error("beats file size does not match the frames of the job");
-        for (const auto& f : j_.frames) queue_frame(&beats[2 * f.offset], f.nbeats);
+        for (const auto& f : j_.frames) queue_frame(&beats[beat_size() * f.offset], f.nbeats);
         for (const char* r : {"CTRL", "DRAM_BASE_LO", "DRAM_BASE_HI", "TASK", "FRAMES",
                               "STATUS", "FRAME_CYCLES_LO", "FRAME_CYCLES_HI"})
             if (!j_.regs.count(r)) throw std::runtime_error(std::string("job lacks reg ") + r);

@@ -280,7 +280,9 @@ def _job_lines(prep, beats: list[np.ndarray], tasks: list[int], out: Path, laten
     hw, a = prep.hw, prep.hw.arith
     lines = [f"image {out / 'image.bin'}", f"beats {out / 'beats.bin'}", f"out {out}",
              f"base {BASE}", f"latency {latency}", f"port_bytes {hw.streams.beat_bytes}",
-             f"token_bits {hw.streams.token_bits}", f"tokens_per_frame {a.tokens * a.embed_dim}",
+             f"pixels_per_beat {hw.streams.pixels_per_beat}", f"token_bits {hw.streams.token_bits}",
+             f"tokens_per_beat {hw.streams.tokens_per_beat}",
+             f"tokens_per_frame {a.tokens * a.embed_dim}",
              f"insns {len(prep.program.insns)}", f"max_cycles {limits[0]}",
              f"stall_limit {limits[1]}", f"ctrl_idle_mask {_ctrl_mask('ap_idle')}"]  # fmt: skip
     lines += [f"reg {r.name} {r.offset}" for r in regmap.registers(hw)]
@@ -367,7 +369,7 @@ def _write_job(prep, frames, tasks, latency, waves, out, exe, debug=None, image=
 
     out = Path(out or tempfile.mkdtemp(prefix="run-", dir=exe.parent.parent)).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    beats = [frame_beats(f, prep.hw.arith.patch) for f in frames]
+    beats = [frame_beats(f, prep.hw) for f in frames]
     (out / "image.bin").write_bytes(bytes(prep.program.image if image is None else image))
     (out / "beats.bin").write_bytes(b"".join(np.ascontiguousarray(b, np.uint8).tobytes()
                                              for b in beats))  # fmt: skip

@@ -73,7 +73,7 @@ def trace_mismatch(prep, frames: list[np.ndarray], tasks: list[int], frame: int 
     for pc, name, data in read_dumps(res.folder / "dump.bin"):
         dumps.setdefault(pc, {})[name.rsplit(".mem_", 1)[1]] = data
     shutil.rmtree(res.folder, ignore_errors=True)
-    patches = receive(frame_beats(pixels, hw.arith.patch), hw).patches
+    patches = receive(frame_beats(pixels, hw), hw).patches
     for i, (insn, m) in enumerate(zip(interp.insns, interp.steps(patches, task), strict=True)):
         for buf in written(insn):
             got = decode_memory(hw, buf, dumps[i][buf.buffer_name])

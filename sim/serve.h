@@ -4,12 +4,14 @@
 //
 // Commands (one text line on stdin; a binary payload follows where stated), replies (one text
 // line on stdout, `ok ...` or `err MESSAGE`; a binary payload follows where stated):
-//   config TOKEN_BITS BASE LATENCY OUTSTANDING PORT_BYTES   -> ok
+//   config PIXELS_PER_BEAT TOKEN_BITS TOKENS_PER_BEAT BASE LATENCY OUTSTANDING PORT_BYTES
+//                                                                      -> ok
 //   reset                       8 cycles in reset, 2 out               -> ok CYCLE
 //   image N + N bytes           the DRAM image at BASE                 -> ok
 //   write OFFSET VALUE          one AXI-Lite write, to its response    -> ok CYCLE
 //   read OFFSET                 one AXI-Lite read, to its data         -> ok VALUE CYCLE
-//   send N + 2N bytes           queue a frame of (pixel, tlast) beats  -> ok INDEX
+//   send N + N*(P+1) bytes      queue a frame of N beats (P = PIXELS_PER_BEAT pixels, tlast)
+//                                                                      -> ok INDEX
 //   run MAX                     cycles until a token frame is waiting, at most MAX
 //                                                                      -> ok RAN WAITING
 //   take                        the oldest waiting token frame -> ok N CYCLE + N int32
@@ -34,10 +36,10 @@ namespace evh {
 
 class ServeBench : public TopBench {
   public:
-    explicit ServeBench(VerilatedContext* ctx) : TopBench(ctx, DramConfig{}, 8) {}
+    explicit ServeBench(VerilatedContext* ctx) : TopBench(ctx, DramConfig{}, StreamConfig{}) {}
 
-    void configure(uint64_t token_bits, const DramConfig& d) {
-        token_bits_ = token_bits;
+    void configure(const StreamConfig& streams, const DramConfig& d) {
+        streams_ = streams;
         set_dram(d);
     }
 
@@ -108,14 +110,15 @@ inline void reply(const std::string& line) {
 // One command; returns false on `quit`.
 inline bool serve_one(ServeBench& b, const std::string& line) {
     char cmd[16] = {0};
-    uint64_t a[5] = {0, 0, 0, 0, 0};
+    uint64_t a[7] = {0, 0, 0, 0, 0, 0, 0};
     const int n = std::sscanf(line.c_str(), "%15s %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
-                              " %" SCNu64, cmd, &a[0], &a[1], &a[2], &a[3], &a[4]);
+                              " %" SCNu64 " %" SCNu64 " %" SCNu64, cmd, &a[0], &a[1], &a[2], &a[3],
+                              &a[4], &a[5], &a[6]);
     const std::string c = n > 0 ? cmd : "";
     char out[128];
     if (c == "quit") return false;
-    if (c == "config" && n == 6) {
-        b.configure(a[0], DramConfig{a[1], a[2], a[3], a[4]});
+    if (c == "config" && n == 8) {
+        b.configure(StreamConfig{a[0], a[1], a[2]}, DramConfig{a[3], a[4], a[5], a[6]});
         reply("ok");
     } else if (c == "reset") {
         b.reset();
@@ -130,7 +133,7 @@ inline bool serve_one(ServeBench& b, const std::string& line) {
         else std::snprintf(out, sizeof out, "ok %u %" PRIu64, v, b.cycle());
         reply(out);
     } else if (c == "send" && n == 2) {
-        const std::vector<uint8_t> beats = read_payload(2 * a[0]);
+        const std::vector<uint8_t> beats = read_payload(b.beat_size() * a[0]);
         b.queue_frame(beats.data(), a[0]);
         std::snprintf(out, sizeof out, "ok %zu", b.frames_sent() - 1);
         reply(out);

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the flow (torch) is imported only to write a case, not to r
 
 def _good(prep: Prepared, name: str, pixels: np.ndarray, task: int) -> dict:
     tokens = golden_forward(prep.qmodel, pixels, task).tokens
-    beats = frame_beats(pixels, prep.hw.arith.patch)
+    beats = frame_beats(pixels, prep.hw)
     return {"name": name, "task": task, "beats": beats, "tokens": tokens, "drop": ""}
 
 
@@ -45,13 +45,13 @@ def protocol_frames(prep: Prepared, seed: int) -> list[dict]:
     def noise():
         return rng.integers(0, 256, size=shape, dtype=np.uint8)
 
-    base = frame_beats(noise(), a.patch)
-    long = np.concatenate([base, np.stack([rng.integers(0, 256, 5), np.zeros(5)], 1)]).astype(
-        np.uint8
-    )
-    long[len(base) - 1, 1], long[-1, 1] = 0, 1
+    base = frame_beats(noise(), prep.hw)
+    extra = rng.integers(0, 256, (5, base.shape[1]), dtype=np.uint8)
+    extra[:, -1] = 0
+    long = np.concatenate([base, extra])
+    long[len(base) - 1, -1], long[-1, -1] = 0, 1
     short = base[: len(base) // 2].copy()
-    short[-1, 1] = 1
+    short[-1, -1] = 1
     return [
         _good(prep, "eval", prep.pixels(), 0),
         _good(prep, "noise1", noise(), last),

@@ -10,10 +10,11 @@
 //    with `fault`), RLAST on the last beat;
 //  - an AXI4-Lite master (one register access at a time: AW and W together, then B; AR, then R),
 //    fed from a queue of accesses;
-//  - a pixel source on s_axis: frames of (pixel, tlast) beats queued in order, TVALID high
-//    while a frame has beats left (a frame's first beat waits for `may_start(frame)`);
-//  - a token sink on m_axis, always ready: elements sign-extended from `token_bits`, split
-//    into token frames at TLAST.
+//  - a pixel source on s_axis: frames of beats queued in order, each beat `pixels_per_beat`
+//    pixel bytes (lane j in TDATA bits 8j..8j+7) and a tlast byte; TVALID high while a frame
+//    has beats left (a frame's first beat waits for `may_start(frame)`);
+//  - a token sink on m_axis, always ready: `tokens_per_beat` elements per beat (lane j in bits
+//    token_bits*j ..), each sign-extended from `token_bits`, split into token frames at TLAST.
 // Subclasses react to events through the virtual hooks. A cycle is numbered by the rising edge
 // that ends it (the first edge of the run is cycle 1).
 
@@ -71,7 +72,8 @@ void put_zero(VlWide<W>& sig) {
 struct Sampled {
     bool ar, r, px, tok, aw, w, b, lar, lr;
     uint64_t araddr;
-    uint32_t arlen, arsize, arburst, tdata, lrdata;
+    uint32_t arlen, arsize, arburst, lrdata;
+    uint64_t tdata;
     bool tlast;
 };
 
@@ -87,10 +89,15 @@ struct DramConfig {
     uint64_t base = 0x10000, latency = 40, outstanding = 64, port_bytes = 16;
 };
 
+// The two AXI4-Stream ports' beats (derive's Streams; TDATA at most 64 bits).
+struct StreamConfig {
+    uint64_t pixels_per_beat = 1, token_bits = 8, tokens_per_beat = 1;
+};
+
 class TopBench {
   public:
-    TopBench(VerilatedContext* ctx, DramConfig dram, uint64_t token_bits)
-        : top_(new Vtop(ctx, "TOP")), dram_(dram), token_bits_(token_bits) {}
+    TopBench(VerilatedContext* ctx, DramConfig dram, StreamConfig streams)
+        : top_(new Vtop(ctx, "TOP")), dram_(dram), streams_(streams) {}
     TopBench(const TopBench&) = delete;
     TopBench& operator=(const TopBench&) = delete;
 
@@ -118,10 +125,12 @@ class TopBench {
     void fault(uint64_t addr) { faults_.insert(addr - addr % dram_.port_bytes); }
     void clear_faults() { faults_.clear(); }
     void set_dram(const DramConfig& d) { dram_ = d; }
-    // A frame of `n` beats, 2 bytes each (pixel, tlast), queued behind the others.
+    // Bytes of one queued pixel beat: its pixels, then tlast.
+    uint64_t beat_size() const { return streams_.pixels_per_beat + 1; }
+    // A frame of `n` beats (beat_size() bytes each), queued behind the others.
     void queue_frame(const uint8_t* beats, uint64_t n) {
-        frames_.push_back({beats_.size() / 2, n});
-        beats_.insert(beats_.end(), beats, beats + 2 * n);
+        frames_.push_back({beats_.size() / beat_size(), n});
+        beats_.insert(beats_.end(), beats, beats + beat_size() * n);
         first_pixel_.push_back(0);
         last_pixel_.push_back(0);
     }
@@ -145,7 +154,7 @@ class TopBench {
         s.arlen = top_->m_axi_arlen;
         s.arsize = top_->m_axi_arsize;
         s.arburst = top_->m_axi_arburst;
-        s.tdata = static_cast<uint32_t>(top_->m_axis_tdata);
+        s.tdata = static_cast<uint64_t>(top_->m_axis_tdata);
         s.tlast = top_->m_axis_tlast;
         s.lrdata = top_->s_axil_rdata;
         posedge();
@@ -226,9 +235,11 @@ class TopBench {
         bool have = src_frame_ < frames_.size() && (src_beat_ > 0 || may_start(src_frame_));
         top_->s_axis_tvalid = have;
         if (have) {
-            const uint64_t i = frames_[src_frame_].offset + src_beat_;
-            top_->s_axis_tdata = beats_[2 * i];
-            top_->s_axis_tlast = beats_[2 * i + 1];
+            const uint8_t* beat = &beats_[(frames_[src_frame_].offset + src_beat_) * beat_size()];
+            uint64_t data = 0;
+            for (uint64_t j = 0; j < streams_.pixels_per_beat; ++j) data |= uint64_t(beat[j]) << (8 * j);
+            top_->s_axis_tdata = data;
+            top_->s_axis_tlast = beat[streams_.pixels_per_beat];
         } else {
             top_->s_axis_tlast = 0;
         }
@@ -259,7 +270,7 @@ class TopBench {
     uint64_t waves_from_ = 0, waves_to_ = UINT64_MAX;
 #endif
     DramConfig dram_;
-    uint64_t token_bits_;
+    StreamConfig streams_;
     std::vector<uint8_t> image_;
     std::set<uint64_t> faults_;
     uint64_t cyc_ = 0;
@@ -320,12 +331,15 @@ class TopBench {
         }
     }
 
-    void token(uint64_t now, uint32_t raw, bool last) {
+    void token(uint64_t now, uint64_t raw, bool last) {
         last_progress_ = now;
-        int64_t v = raw & ((1ull << token_bits_) - 1);
-        if (v >> (token_bits_ - 1)) v -= int64_t(1) << token_bits_;
-        tokens_.push_back(int32_t(v));
-        ++tok_in_frame_;
+        const uint64_t bits = streams_.token_bits;
+        for (uint64_t j = 0; j < streams_.tokens_per_beat; ++j) {
+            int64_t v = int64_t((raw >> (bits * j)) & ((1ull << bits) - 1));
+            if (v >> (bits - 1)) v -= int64_t(1) << bits;
+            tokens_.push_back(int32_t(v));
+        }
+        tok_in_frame_ += streams_.tokens_per_beat;
         if (last) {
             on_token_frame(tok_frame_, now, tok_in_frame_);
             ++tok_frame_;

@@ -48,7 +48,10 @@ class RtlTransport(Transport):
                                      stdout=subprocess.PIPE, stderr=self._log)  # fmt: skip
         self.base = BASE
         s = self.hw.streams
-        self._cmd(f"config {s.token_bits} {BASE} {self.latency} {OUTSTANDING} {s.beat_bytes}")
+        self._cmd(
+            f"config {s.pixels_per_beat} {s.token_bits} {s.tokens_per_beat} {BASE}"
+            f" {self.latency} {OUTSTANDING} {s.beat_bytes}"
+        )
 
     def _cmd(self, line: str, payload: bytes = b"") -> list[int]:
         """Send one command, return the integers of its ``ok`` reply."""

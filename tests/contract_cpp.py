@@ -1,5 +1,7 @@
 """The C++ side of the contract test: tests/contract_driver.cpp over hls/include/evh_arith.h,
-compiled with the C-simulation's compiler and flags (edgevit_hw.hls.csim), cached by content."""
+compiled with the C-simulation's compiler and flags (edgevit_hw.hls.csim), cached by content,
+twice: with native types and with -DEVH_AP_TYPES (ap_int of exactly the derived widths, the
+synthesis types)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,12 @@ import numpy as np
 from edgevit_hw.hls import csim
 
 from edgevit_hw.core import arithmetic as A
+from edgevit_hw.core.derive import ArithParams
+
+# Derived widths the driver's templates take (the kernels' K::*_BITS, emitted the same way).
+WIDTHS = ("act_bits", "logit_bits", "mult_bits", "softmax_sum_bits", "softmax_acc_bits",
+          "gelu_in_bits", "gelu_out_bits", "gate_sum_bits", "ln_sum_bits", "ln_d_bits",
+          "ln_var_bits", "ln_dr_bits", "ln_n_bits", "ln_acc_bits", "ln_prod_bits")  # fmt: skip
 
 DRIVER = Path(__file__).with_name("contract_driver.cpp")
 
@@ -32,6 +40,18 @@ class CppParams:
     DV: int
     D: int
     NF: int
+    widths: tuple[tuple[str, int], ...]  # (NAME_BITS, derived width)
+
+    @staticmethod
+    def of(a: ArithParams, dv: int) -> CppParams:
+        """The parameters of the width set ``a`` (softmax rows of ``dv`` value lanes)."""
+        from edgevit_hw.hls.emit import table_bits
+
+        widths = [(f.upper(), getattr(a, f)) for f in WIDTHS]
+        widths.append(("GELU_TABLE_BITS", table_bits(A.gelu_table(a.gelu_frac_bits))))
+        return CppParams(F=a.exp_frac_bits, O=a.exp_out_bits, GF=a.gelu_frac_bits, E=a.experts,
+                         K=a.top_k, W=a.gate_weight_bits, DV=dv, D=a.embed_dim,
+                         NF=a.ln_norm_frac_bits, widths=tuple(widths))  # fmt: skip
 
     def defines(self) -> list[str]:
         """The parameters and the contract's constants, from arithmetic (never retyped)."""
@@ -42,19 +62,23 @@ class CppParams:
             "RSQRT_M_FRAC": A.RSQRT_M_FRAC,
             "RSQRT_M_BITS": A.RSQRT_M_BITS,
         }
-        return [f"-DEVH_{k}={v}" for k, v in {**vars(self), **contract}.items()]
+        own = {k: v for k, v in vars(self).items() if k != "widths"}
+        return [f"-DEVH_{k}={v}" for k, v in {**own, **dict(self.widths), **contract}.items()]
 
 
 def _include_dir() -> Path:
     return Path(str(resources.files("edgevit_hw.hls") / "include"))
 
 
-def build_driver(p: CppParams) -> Path:
-    """Compile the driver for ``p`` once (key: driver, evh_arith.h, compiler and flags)."""
-    cmd = [csim.CXX, *csim.CXXFLAGS, *p.defines(), "-isystem", str(csim.ap_types_dir()),
-           f"-I{_include_dir()}", str(DRIVER)]  # fmt: skip
+def build_driver(p: CppParams, ap: bool = False) -> Path:
+    """Compile the driver for ``p`` once (key: driver, evh_arith.h and evh_types.h, compiler
+    and flags); ``ap``: with -DEVH_AP_TYPES."""
+    cmd = [csim.CXX, *csim.CXXFLAGS, *p.defines(), *(["-DEVH_AP_TYPES"] if ap else []),
+           "-isystem", str(csim.ap_types_dir()), f"-I{_include_dir()}", str(DRIVER)]  # fmt: skip
     h = hashlib.sha256(" ".join(cmd).encode())
-    h.update(DRIVER.read_bytes() + (_include_dir() / "evh_arith.h").read_bytes())
+    h.update(DRIVER.read_bytes())
+    for name in ("evh_arith.h", "evh_types.h"):
+        h.update((_include_dir() / name).read_bytes())
     exe = csim.CACHE.resolve() / "contract" / f"driver-{h.hexdigest()[:20]}"
     if exe.exists():
         return exe

@@ -41,29 +41,36 @@ DV = 2  # value lanes of the softmax rows
 
 @dataclass
 class Impl:
-    """One width set: its derived parameters and the compiled C++ driver."""
+    """One width set: its derived parameters and the compiled C++ driver, with native types
+    (``exe``) and with ap_int of exactly the derived widths (``exe_ap``)."""
 
     name: str
     hw: HwParams
     cpp: CppParams
     exe: object
+    exe_ap: object
 
     @property
     def a(self):
         return self.hw.arith
 
     def cpp_run(self, op: str, rows: np.ndarray, out_width: int) -> np.ndarray:
-        return run(self.exe, self.cpp, op, rows, out_width)
+        """The C++ results; both builds must give the same (else the first difference)."""
+        got = run(self.exe, self.cpp, op, rows, out_width)
+        exact = run(self.exe_ap, self.cpp, op, rows, out_width)
+        bad = np.flatnonzero((got != exact).any(axis=1))
+        assert not len(bad), (
+            f"{op}: C++ native and exact-width (ap_int) builds differ on {len(bad)} records;"
+            f" first: output {bad[0]} native {got[bad[0]].tolist()} ap {exact[bad[0]].tolist()}"
+        )
+        return got
 
 
 @functools.cache
 def _impl(name: str) -> Impl:
     hw = variant(f"contract_{name}", **WIDTHS[name])
-    a = hw.arith
-    cpp = CppParams(F=a.exp_frac_bits, O=a.exp_out_bits, GF=a.gelu_frac_bits, E=a.experts,
-                    K=a.top_k, W=a.gate_weight_bits, DV=DV, D=a.embed_dim,
-                    NF=a.ln_norm_frac_bits)  # fmt: skip
-    return Impl(name, hw, cpp, build_driver(cpp))
+    cpp = CppParams.of(hw.arith, DV)
+    return Impl(name, hw, cpp, build_driver(cpp), build_driver(cpp, ap=True))
 
 
 @pytest.fixture(params=sorted(WIDTHS))
@@ -211,7 +218,7 @@ def test_layernorm_rows_python_equals_cpp(impl, rng):
     x = rng.integers(lo, hi + 1, (300, dim)) >> rng.integers(0, a.res_bits, (300, 1))
     x[:3] = [np.full(dim, hi), np.full(dim, lo), np.where(np.arange(dim) % 2, hi, lo)]
     g = rng.integers(A.smin(a.ln_gamma_bits), A.smax(a.ln_gamma_bits) + 1, (300, dim))
-    b = rng.integers(-(1 << 20), 1 << 20, (300, dim))
+    b = rng.integers(A.smin(a.bias_bits) + 1, A.smax(a.bias_bits) + 1, (300, dim))  # quantizer
     eps, m = rng.integers(1, 1 << 20, 300), rng.integers(1, 1 << a.mult_bits, 300)
     s = rng.integers(a.ln_norm_frac_bits, a.ln_norm_frac_bits + 20, 300)
     rows = np.c_[x, g, b, eps, m, s, np.full(300, a.act_bits)]

@@ -74,13 +74,14 @@ def test_malformed_frames_dropped_and_next_frames_correct(micro, binary, seed):
     print(f"pixel seed={seed}")
     m = micro.spec.model
     pxs = [random_pixels(micro.spec, seed + i) for i in range(3)]
-    good = [frame_beats(p, m.patch) for p in pxs]
+    good = [frame_beats(p, micro.hw) for p in pxs]
     short = good[0][:-5].copy()
-    short[-1, 1] = 1
+    short[-1, -1] = 1
     long = np.concatenate([good[1], good[1][:7]])
-    long[len(good[1]) - 1, 1] = 0  # the expected last beat carries no tlast
-    long[-1, 1] = 1
-    lone = np.array([[0, 1]], np.uint8)
+    long[len(good[1]) - 1, -1] = 0  # the expected last beat carries no tlast
+    long[-1, -1] = 1
+    lone = np.zeros((1, good[0].shape[1]), np.uint8)
+    lone[0, -1] = 1
     stream = np.concatenate([short, good[0], long, good[1], lone, good[2]])
     res = csim.run_beats(binary, stream, 1, 6, (m.tokens, m.embed_dim))
     assert res.frames_ok == 3 and res.frames_bad == 3
@@ -93,7 +94,7 @@ def test_malformed_frames_dropped_and_next_frames_correct(micro, binary, seed):
 def test_bad_task_sets_error_and_outputs_nothing(micro, binary):
     m = micro.spec.model
     px = load_image(EVAL_IMAGE, micro.spec)
-    beats = np.concatenate([frame_beats(px, m.patch)] * 2)
+    beats = np.concatenate([frame_beats(px, micro.hw)] * 2)
     res = csim.run_beats(binary, beats, len(micro.spec.tasks), 2, (m.tokens, m.embed_dim))
     assert res.frames == [] and res.frames_bad == 2 and res.frames_ok == 0
     assert res.status == 0b1001, f"status 0x{res.status:x}"  # error | bad task
@@ -184,7 +185,13 @@ def test_no_final_norm_preset_bit_exact(seed):
             _check(res, prep, px, task, f"digits task {task}")
 
 
-def test_odd_widths_and_schedule_bit_exact(seed):
+# Both C-simulation builds: native types, and ap_int of exactly each derived width (the types
+# synthesis uses: every intermediate at its derived width, evh_types.h).
+BUILDS = [(), ("EVH_AP_TYPES",)]
+
+
+@pytest.mark.parametrize("defines", BUILDS)
+def test_odd_widths_and_schedule_bit_exact(seed, defines):
     """6-bit weights (5 lanes per 32-bit beat), 40-bit biases (two words each), a 3x5 MAC
     array and P = 3: packing, tiling and skew edge cases all still match the golden model."""
     spec = spec_variant(
@@ -194,11 +201,35 @@ def test_odd_widths_and_schedule_bit_exact(seed):
     )
     prep = prepare(spec)
     assert prep.hw.weights_per_beat == 5
-    binary = csim.build(prep.qmodel, prep.hw)
+    binary = csim.build(prep.qmodel, prep.hw, defines)
     print(f"pixel seed={seed}")
     px = random_pixels(spec, seed)
     for task in range(len(spec.tasks)):
         _check(csim.run_frame(binary, prep.qmodel, px, task), prep, px, task, f"task {task}")
+
+
+@pytest.mark.parametrize("defines", BUILDS)
+def test_every_stream_drains_each_job(micro, seed, monkeypatch, defines):
+    """Each stream of the compute unit's dataflow region is read exactly as often as it is
+    written, job by job: C-simulation's hls::stream reports leftover data and reads of an
+    empty stream (on a board, a process blocked forever while C-simulation goes on with a
+    default value), and no run prints either, on every task."""
+    printed = []
+    real = subprocess.run
+
+    def run(*args, **kwargs):
+        res = real(*args, **kwargs)
+        printed.append(f"{res.stdout}{res.stderr}")
+        return res
+
+    binary = csim.build(micro.qmodel, micro.hw, defines)
+    monkeypatch.setattr(csim.subprocess, "run", run)
+    print(f"pixel seed={seed}")
+    px = random_pixels(micro.spec, seed)
+    for task in range(len(micro.spec.tasks)):
+        _check(csim.run_frame(binary, micro.qmodel, px, task), micro, px, task, f"task {task}")
+    assert len(printed) == len(micro.spec.tasks)
+    assert not [line for text in printed for line in text.splitlines() if "Hls::stream" in line]
 
 
 def _flipped(qm: QuantModel, name: str) -> QuantModel:
@@ -243,14 +274,15 @@ def _saturating(qm: QuantModel) -> QuantModel:
     return dataclasses.replace(qm, tensors={**qm.tensors, "pos": pushed})
 
 
-def test_saturating_residual_bit_exact(micro, seed):
+@pytest.mark.parametrize("defines", BUILDS)
+def test_saturating_residual_bit_exact(micro, seed, defines):
     """Residual adds that saturate at both bounds (patch embedding, attention and MLP / MoE
     branches): the C-simulation clamps exactly like the golden model, on both tasks."""
     qm = _saturating(micro.qmodel)
     top = (1 << (qm.spec.quant.residual_bits - 1)) - 1
     print(f"pixel seed={seed}")
     px = random_pixels(micro.spec, seed)
-    binary = csim.build(qm, micro.hw)
+    binary = csim.build(qm, micro.hw, defines)
     for task in range(len(micro.spec.tasks)):
         trace = golden_forward(qm, px, task, trace=True).trace
         for name in [k for k in trace if k == "embed" or k.endswith((".res1", ".res2"))]:

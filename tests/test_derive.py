@@ -45,9 +45,11 @@ BUFFER_DUMP = """
 #include <cstdio>
 #include <type_traits>
 #include "evh_params.h"
-#define ROW(m) { typedef std::remove_all_extents<decltype(EvhCfg::Act::m)>::type T; \\
-    std::printf(#m " %zu %d %d\\n", sizeof(EvhCfg::Act::m) / sizeof(T), int(T::width), \\
+#define TYPE_ROW(m, A) { typedef std::remove_all_extents<A>::type T; \\
+    std::printf(#m " %zu %d %d\\n", sizeof(A) / sizeof(T), int(T::width), \\
                 int(std::is_signed<decltype(T().to_int64())>::value && T(-1) < T(0))); }
+#define ROW(m) TYPE_ROW(m, decltype(EvhCfg::Act::m))
+#define OWN_ROW(m) TYPE_ROW(m, EvhCfg::Act::m##_t)
 int main() { %s return 0; }
 """
 
@@ -56,14 +58,19 @@ int main() { %s return 0; }
 @pytest.mark.parametrize("name", ["micro_moe", "odd_moe", "m3vit"])
 def test_hls_allocates_exactly_the_derived_buffers(name, tmp_path):
     """The HLS project's buffer struct, compiled with the synthesis types (ap_int of exactly
-    the derived width), holds every buffer of derive with its words, bits and sign."""
+    the derived width), holds every buffer of derive with its words, bits and sign: as a
+    member, or as the type the one dataflow process that owns it declares (emit.PROCESS_BUFFERS,
+    e.g. the MAC array's weight double buffer)."""
+    from edgevit_hw.hls.emit import PROCESS_BUFFERS
+
     prep = prepared(name)
     hw = prep.hw
     for rel, text in render_sources(prep.program).items():
         (tmp_path / rel).write_text(text)
     for rel, data in kernel_sources().items():
         (tmp_path / rel).write_bytes(data)
-    rows = "".join(f"ROW({b.name})" for b in hw.buffers.all())
+    rows = "".join(f"{'OWN_ROW' if b.name in PROCESS_BUFFERS else 'ROW'}({b.name})"
+                   for b in hw.buffers.all())  # fmt: skip
     (tmp_path / "dump.cpp").write_text(BUFFER_DUMP.replace("%s", rows))
     exe = tmp_path / "dump"
     cmd = [csim.CXX, *csim.CXXFLAGS, "-DEVH_AP_TYPES", "-isystem", str(csim.ap_types_dir()),
@@ -91,3 +98,18 @@ def test_rtl_queue_memory_is_the_derived_buffer():
     b = hw.buffers
     assert mem.depth == b.queue_tokens.words == b.queue_slots.words
     assert mem.shape.size == b.queue_tokens.bits + b.queue_slots.bits
+
+
+@pytest.mark.parametrize("name", ["micro_moe", "digits_moe", "m3vit", "deit_tiny"])
+def test_stream_beats_pack_whole_lane_groups(name):
+    """A beat's elements divide a patch (a token) and an activation word, fill at most 64 bits,
+    and no wider beat would."""
+    hw = derive(load_spec(name))
+    a, s = hw.arith, hw.streams
+    for per, bits, length in ((s.pixels_per_beat, s.pixel_bits, a.patch_dim),
+                              (s.tokens_per_beat, s.token_bits, a.embed_dim)):  # fmt: skip
+        assert length % per == 0 and s.act_lanes % per == 0 and per * bits <= 64
+        wider = 2 * per
+        assert length % wider or s.act_lanes % wider or wider * bits > 64
+    assert s.s_axis_bits == s.pixels_per_beat * s.pixel_bits
+    assert s.m_axis_bits == s.tokens_per_beat * s.token_bits

@@ -70,8 +70,8 @@ def test_gen_writes_the_rtl_folder(rtl, hw):
 def test_top_ports_have_the_derived_widths(rtl, hw):
     ports = top_ports((rtl / "evh_top.v").read_text())
     s = hw.streams
-    assert ports["s_axis_tdata"] == ("input", s.pixel_bits)
-    assert ports["m_axis_tdata"] == ("output", s.token_bits)
+    assert ports["s_axis_tdata"] == ("input", s.pixels_per_beat * s.pixel_bits)
+    assert ports["m_axis_tdata"] == ("output", s.tokens_per_beat * s.token_bits)
     assert ports["m_axi_rdata"] == ("input", s.port_bits)
     assert ports["aclk"] == ports["aresetn"] == ("input", 1)
     assert ports["interrupt"] == ("output", 1)
@@ -148,7 +148,9 @@ def test_tcl_follows_derive(port_bits, act_bits, hp_bits, token_bits):
     assert hw.streams.token_bits == token_bits
     tcl = emit_bd_tcl(hw)[bd_tcl_name(hw)]
     assert int(tcl_config(tcl, BOARDS["zcu102"].accel_port.width_key)) == hp_bits
-    assert int(tcl_config(tcl, "c_s_axis_s2mm_tdata_width")) == token_bits
+    s = hw.streams
+    assert int(tcl_config(tcl, "c_s_axis_s2mm_tdata_width")) == s.tokens_per_beat * token_bits
+    assert int(tcl_config(tcl, "c_m_axis_mm2s_tdata_width")) == s.pixels_per_beat * 8
     a = hw.arith
     frame = a.patches * a.patch_dim  # one byte a pixel
     assert 2 ** int(tcl_config(tcl, "c_sg_length_width")) > frame

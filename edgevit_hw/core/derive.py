@@ -26,6 +26,10 @@ SHIFT_BITS = 6  # requant's contract 1 <= s <= 62: every shift amount fits 6 bit
 WORD_BITS = 32  # parameter words of the DRAM image (biases, gamma, requant constants)
 ADDR_BITS = 32  # DRAM addresses of the program, in beats of the weight port
 ENUM_BITS = 4  # opcode, epilogue, buffer id and flag fields of an instruction
+# Widest AXI4-Stream beat (s_axis pixels, m_axis tokens): 64 bits, a width the AXI DMA's stream
+# side takes and Verilator keeps in one scalar; a frame's 98 k pixels at one per beat would cost
+# m3vit 2.5% of its cycles.
+STREAM_MAX_BITS = 64
 
 
 def sbits(bound: int) -> int:
@@ -349,8 +353,12 @@ def _buffers(a: ArithParams, cols: int) -> Buffers:
 class Streams:
     """Data widths of the accelerator's ports (AXI4-Stream in/out, AXI4 read master)."""
 
-    pixel_bits: int  # s_axis: one unsigned pixel per beat
-    token_bits: int  # m_axis: one output element per beat, out_bits rounded up to bytes
+    pixel_bits: int  # one unsigned pixel on s_axis
+    pixels_per_beat: int  # pixels per s_axis beat, lane j at bits 8j (the frame's byte order)
+    s_axis_bits: int  # s_axis tdata: pixels_per_beat pixels
+    token_bits: int  # one output element on m_axis: out_bits rounded up to bytes
+    tokens_per_beat: int  # output elements per m_axis beat, lane j at bits token_bits * j
+    m_axis_bits: int  # m_axis tdata: tokens_per_beat elements
     port_bits: int  # m_axi: program, weights and constants
     beat_bytes: int  # bytes of one m_axi beat (DRAM addresses count beats)
     weights_per_beat: int  # weight lanes per m_axi beat
@@ -490,16 +498,26 @@ def derive(spec: Spec) -> HwParams:
     a = derive_arith(spec)
     hw, q = spec.hardware, spec.quant
     port = hw.weight_port_bits
+    lanes = _act_lanes(a, hw.mac_rows, hw.mac_cols)
+    token_bits = 8 * math.ceil(a.out_bits / 8)
+    # Elements per stream beat: as many as fit STREAM_MAX_BITS, dividing a patch (a token) and
+    # an activation word, so a beat never straddles a buffer row or word.
+    per_pixel = math.gcd(STREAM_MAX_BITS // PIXEL_STORE_BITS, a.patch_dim, lanes)
+    per_token = math.gcd(STREAM_MAX_BITS // token_bits, a.embed_dim, lanes)
     streams = Streams(
         pixel_bits=PIXEL_STORE_BITS,
-        token_bits=8 * math.ceil(a.out_bits / 8),
+        pixels_per_beat=per_pixel,
+        s_axis_bits=PIXEL_STORE_BITS * per_pixel,
+        token_bits=token_bits,
+        tokens_per_beat=per_token,
+        m_axis_bits=token_bits * per_token,
         port_bits=port,
         beat_bytes=port // 8,
         weights_per_beat=port // q.weight_bits,
         words_per_beat=port // WORD_BITS,
         slab_row_beats=math.ceil(hw.mac_cols / (port // q.weight_bits)),
         bias_word_bits=WORD_BITS if q.bias_bits <= WORD_BITS else 2 * WORD_BITS,
-        act_lanes=_act_lanes(a, hw.mac_rows, hw.mac_cols),
+        act_lanes=lanes,
     )
     return HwParams(
         spec_name=spec.name,

@@ -46,7 +46,7 @@ class FrameResult:
 
 
 def beats_of(item: Frame | Beats, hw: HwParams) -> np.ndarray:
-    return item.beats if isinstance(item, Beats) else frame_beats(item.pixels, hw.arith.patch)
+    return item.beats if isinstance(item, Beats) else frame_beats(item.pixels, hw)
 
 
 def check_frame(item: Frame | Beats, hw: HwParams) -> tuple[Received, MalformedFrame | None]:
@@ -55,7 +55,7 @@ def check_frame(item: Frame | Beats, hw: HwParams) -> tuple[Received, MalformedF
     rec = receive(beats_of(item, hw), hw)
     if rec.patches is not None:
         return rec, None
-    want = hw.arith.patches * hw.arith.patch_dim
+    want = hw.arith.patches * hw.arith.patch_dim // hw.streams.pixels_per_beat
     kind = "short" if rec.short else "long"
     return rec, MalformedFrame(f"frame {item.name}: {kind} frame of {rec.consumed} pixel"
                                f" beats (expected {want}); dropped")  # fmt: skip

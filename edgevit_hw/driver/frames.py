@@ -27,7 +27,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
 
 @dataclass(frozen=True)
 class Beats:
-    """Raw s_axis beats of one frame, uint8 [n, 2] (pixel, tlast), sent as they are."""
+    """Raw s_axis beats of one frame, uint8 [n, pixels_per_beat + 1] (pixels, tlast), sent as
+    they are."""
 
     beats: np.ndarray
     name: str = "beats"

@@ -24,6 +24,7 @@ import numpy as np
 from edgevit_hw.core.derive import HwParams
 from edgevit_hw.driver.errors import TransportError
 from edgevit_hw.driver.transport import Transport
+from edgevit_hw.program.streams import beat_bytes
 
 POLL_S = 1e-4  # seconds between looks at the DMA while waiting
 
@@ -69,13 +70,14 @@ class PynqTransport(Transport):
         return int(self.image.device_address)
 
     def send(self, beats: np.ndarray) -> None:
-        ends = np.flatnonzero(beats[:, 1]) + 1
+        ends = np.flatnonzero(beats[:, -1]) + 1
         if len(ends) == 0 or ends[-1] != len(beats):
             raise TransportError("a DMA ends every transfer with tlast: frames whose last"
                                  " beat has no tlast cannot be sent to a board")  # fmt: skip
-        for run in np.split(beats[:, 0], ends[:-1]):
-            buf = self.pynq.allocate(shape=(len(run),), dtype=np.uint8)
-            buf[:] = run
+        for run in np.split(beats, ends[:-1]):  # a frame's bytes in order: the DMA packs beats
+            payload = np.frombuffer(beat_bytes(run), np.uint8)
+            buf = self.pynq.allocate(shape=(len(payload),), dtype=np.uint8)
+            buf[:] = payload
             buf.flush()
             self.queue.append(buf)
         self._pump()

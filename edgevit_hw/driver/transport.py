@@ -38,8 +38,8 @@ class Transport(ABC):
 
     @abstractmethod
     def send(self, beats: np.ndarray) -> None:
-        """Queue one frame's pixel beats, uint8 [n, 2] (pixel, tlast); returns at once (the
-        device takes them as it can)."""
+        """Queue one frame's pixel beats, uint8 [n, pixels_per_beat + 1] (pixels, tlast);
+        returns at once (the device takes them as it can)."""
 
     @abstractmethod
     def wait(self, cycles: int) -> int:

@@ -27,13 +27,14 @@ throughputs are those stated in the RTL units' docstrings and measured by their 
     router        (rtl/router.py)  E + W + ROUTER_TOKEN cycles per token.
     queues        (rtl/expert_queues.py)  (k + 1) per token, 2 per queued entry, 1 per expert.
     moe combine   the epilogue's residual path: C values per cycle, N * ceil(D/C).
-    load / output one 32-bit word per lane of the weight port (LOAD_RES); one output element
-                  per m_axis beat (OUTPUT).
+    load / output one 32-bit word per lane of the weight port (LOAD_RES); one m_axis beat
+                  (tokens_per_beat output elements) per cycle (OUTPUT).
 
 Overlap stated: only weight loads overlap computation (double buffering); every other unit
 runs in sequence with the MAC array, so the total is the sum over instructions. The frame's
-pixels (one per s_axis beat) are received before the program starts. The memory floor is the
-frame's DRAM bytes (program, weights and constants actually read) at one beat per cycle.
+pixels (pixels_per_beat per s_axis beat) are received before the program starts. The memory
+floor is the frame's DRAM bytes (program, weights and constants actually read) at one beat per
+cycle.
 
 Expert jobs have data-dependent rows: pass the queue lengths measured on a frame (one list
 per MoE block in program order, ``Interpreter.queue_counts``) or the model assumes a balanced
@@ -178,7 +179,7 @@ class _Model:
             Op.ROUTE: ("router", n * (a.experts + a.gate_weight_bits + ROUTER_TOKEN), 0),
             Op.QUEUES: ("queues", n * (a.top_k + 1) + 2 * n * a.top_k + a.experts, 0),
             Op.MOE_COMBINE: ("combine", n * math.ceil(d / hw.mac_cols), self.beats_words(d)),
-            Op.OUTPUT: ("output", n * d, 0),
+            Op.OUTPUT: ("output", out_beats(hw), 0),
         }
         if insn.OP == Op.ATTENTION:
             p = insn.rows
@@ -186,6 +187,16 @@ class _Model:
             return InsnCost(label, "attention", 2 * p + n + fixed + p * (a.act_bits + 4), 0, 0, 1)
         unit, cycles, beats = simple[insn.OP]
         return InsnCost(label, unit, cycles, 0, 0, beats)
+
+
+def pixel_beats(hw: HwParams) -> int:
+    """s_axis beats of one frame (one a cycle)."""
+    return hw.arith.patches * hw.arith.patch_dim // hw.streams.pixels_per_beat
+
+
+def out_beats(hw: HwParams) -> int:
+    """m_axis beats of one frame's output tokens (one a cycle)."""
+    return hw.arith.tokens * hw.arith.embed_dim // hw.streams.tokens_per_beat
 
 
 def estimate(program: Program, queue_counts: list[list[int]] | None = None) -> PerfReport:
@@ -199,8 +210,7 @@ def estimate(program: Program, queue_counts: list[list[int]] | None = None) -> P
     costs = [model.cost(lab, ins) for lab, ins in pairs]
     first = next(ins for _, ins in pairs if ins.OP == Op.MATMUL)
     fetch = InsnCost("program", "fetch", model.slab_load(first), 0, 0, program.data_base)
-    frame_in = hw.arith.patches * hw.arith.patch_dim  # one pixel per s_axis beat
-    return PerfReport(hw, (fetch, *costs), frame_in)
+    return PerfReport(hw, (fetch, *costs), pixel_beats(hw))
 
 
 # ------------------------------------------------------------ HLS per-loop model ----
@@ -244,15 +254,15 @@ def hls_loops(hw: HwParams) -> tuple[HlsLoop, ...]:
     per = lambda n, b: math.ceil(n / b)  # noqa: E731  accesses per bank, n consecutive
     p = BRAM_PORTS
     rows = [
-        ("frame", "read_beats", [("pixels", 1, p)]),
+        ("frame", "read_beats", [("pixels", per(hw.streams.pixels_per_beat, c), p)]),
         ("frame", "fetch_beats", [("m_axi", 1, 1)]),
         ("compute", "gather_steps", [("src", per(lanes, c), p), ("xt[cur]", 1, p),
                                      ("xt[nxt]", 1, p), ("queue_tokens", 1, p),
-                                     ("gate_weights", 1, p)]),
+                                     ("gate_weights", 1, p), ("dst (old values)", per(c, c), p)]),
         ("compute", "load_beats", [("m_axi", 1, 1)]),
         ("compute", "read_word_beats", [("m_axi", 1, 1)]),
         ("compute", "mac_steps", [("wbuf[p]", 1, p), ("wbuf[1-p]", 1, p)]),
-        ("compute", "epi_*_rows", [("dst", 2 * per(c, c), p), ("gelu_tab[c]", 2, p)]),
+        ("compute", "epi_*_rows", [("dst", per(c, c), p), ("gelu_tab[c]", 2, p)]),
         ("attention", "load_q", [("qkv", per(dh, banks), p)]),
         ("attention", "skew_steps", [("qkv", 2 * per(dh, banks), p), ("exp2_tab[p]", 1, p)]),
         ("attention", "normalize", [("attn_out", per(c, c), p)]),
@@ -262,7 +272,7 @@ def hls_loops(hw: HwParams) -> tuple[HlsLoop, ...]:
         ("router", "router_tokens", [("exp2_tab[e]", 1, p)]),
         ("queues", "queue_entries", [("queue_tokens", 1, p), ("queue_slots", 1, p)]),
         ("combine", "combine_steps", [("residual", 2, p), ("moe_acc", 1, p)]),
-        ("output", "out_beats", [("src", 1, p)]),
+        ("output", "out_beats", [("src", per(hw.streams.tokens_per_beat, c), p)]),
         ("load", "load_res_cols", [("residual", 1, p)]),
     ]  # fmt: skip
     return tuple(HlsLoop(u, lp, tuple(a)) for u, lp, a in rows)
@@ -308,7 +318,7 @@ def hls_insn_cycles(hw: HwParams, insn: isa.Insn, rows: int = 0) -> int:
         Op.ROUTE: n + pd,
         Op.QUEUES: n * a.top_k + pd + a.moe_rows * lanes + pd,
         Op.MOE_COMBINE: _words(hw, d) + n * lanes + pd,
-        Op.OUTPUT: n * d + pd,
+        Op.OUTPUT: out_beats(hw) + pd,
     }
     return fetch + other[insn.OP]
 
@@ -321,7 +331,7 @@ def hls_estimate(program: Program, queue_counts: list[list[int]] | None = None) 
     moe_blocks = [int(lab.split(".")[1]) for lab in program.labels if lab.endswith(".queues")]
     if queue_counts:
         model.counts = dict(zip(moe_blocks, queue_counts, strict=True))
-    units: dict[str, int] = {"frame_in": hw.arith.patches * hw.arith.patch_dim + HLS_PIPE_DEPTH}
+    units: dict[str, int] = {"frame_in": pixel_beats(hw) + HLS_PIPE_DEPTH}
     for lab, ins in zip(program.labels, program.insns, strict=True):
         rows = model.rows(lab, ins) if ins.OP == Op.MATMUL else 0
         unit = "compute" if ins.OP == Op.MATMUL else ins.OP.name.lower()

@@ -1,7 +1,8 @@
 """The accelerator's AXI4-Stream input as data: one frame of pixels as the beats the hardware
-takes (``s_axis``: one unsigned pixel per beat, patches in row-major grid order, each patch in
-(channel, row, column) order, ``tlast`` on the frame's last beat), and the frame check the
-hardware makes on receiving them."""
+takes (``s_axis``: ``streams.pixels_per_beat`` unsigned pixels per beat, lane j in bits
+8j .. 8j+7, so the beats carry the frame's bytes in order; patches in row-major grid order, each
+patch in (channel, row, column) order, ``tlast`` on the frame's last beat), and the frame check
+the hardware makes on receiving them."""
 
 from __future__ import annotations
 
@@ -14,12 +15,19 @@ from edgevit_hw.core.golden import patchify
 from edgevit_hw.core.spec import Spec
 
 
-def frame_beats(pixels: np.ndarray, patch: int) -> np.ndarray:
-    """One frame [C, H, W] uint8 as uint8 beats [pixels, 2]: (pixel, tlast)."""
-    flat = patchify(np.asarray(pixels), patch).reshape(-1).astype(np.uint8)
-    last = np.zeros_like(flat)
+def frame_beats(pixels: np.ndarray, hw: HwParams) -> np.ndarray:
+    """One frame [C, H, W] uint8 as uint8 beats [beats, pixels_per_beat + 1]: the beat's
+    pixels (lane order), then tlast."""
+    per = hw.streams.pixels_per_beat
+    flat = patchify(np.asarray(pixels), hw.arith.patch).reshape(-1, per).astype(np.uint8)
+    last = np.zeros((len(flat), 1), np.uint8)
     last[-1] = 1
-    return np.stack([flat, last], axis=1)
+    return np.concatenate([flat, last], axis=1)
+
+
+def beat_bytes(beats: np.ndarray) -> bytes:
+    """The stream's payload bytes in order (every beat's pixel lanes, tlast dropped)."""
+    return np.ascontiguousarray(np.asarray(beats, np.uint8)[:, :-1]).tobytes()
 
 
 def unpatchify(patches: np.ndarray, spec: Spec) -> np.ndarray:
@@ -43,13 +51,13 @@ class Received:
 
 def receive(beats: np.ndarray, hw: HwParams) -> Received:
     """The hardware's frame check: beats through the first ``tlast`` form one frame; fewer
-    than the frame's pixels is a short frame, more (no ``tlast`` on the last pixel) a long one,
+    than the frame's beats is a short frame, more (no ``tlast`` on the last beat) a long one,
     and either is dropped whole. A stream that ends without ``tlast`` is a short frame."""
-    a = hw.arith
-    want = a.patches * a.patch_dim
-    beats = np.asarray(beats, np.uint8).reshape(-1, 2)
-    ends = np.flatnonzero(beats[:, 1])
+    a, per = hw.arith, hw.streams.pixels_per_beat
+    want = a.patches * a.patch_dim // per
+    beats = np.asarray(beats, np.uint8).reshape(-1, per + 1)
+    ends = np.flatnonzero(beats[:, per])
     n = int(ends[0]) + 1 if len(ends) else len(beats)
     ok = n == want and len(ends) > 0
-    patches = beats[:n, 0].astype(np.int64).reshape(a.patches, a.patch_dim) if ok else None
+    patches = beats[:n, :per].astype(np.int64).reshape(a.patches, a.patch_dim) if ok else None
     return Received(patches, n < want or not len(ends), n > want, n)

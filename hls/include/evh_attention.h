@@ -12,8 +12,9 @@ namespace evh {
 // partitioned cyclic QKV_BANKS >= DH in dim 2 where it is defined (evh_frame.h), so the DH
 // values of a K row and of a V row are one access per bank each (two ports).
 template <class Cfg>
-void attention_rows(const typename Cfg::act_t qkv[Cfg::N][3 * Cfg::D], int h, int i0, i64 lm,
-                    int ls, typename Cfg::act_t out[Cfg::N][Cfg::D]) {
+void attention_rows(const typename Cfg::act_t qkv[Cfg::N][3 * Cfg::D], int h, int i0,
+                    typename Cfg::mult_t lm, typename Cfg::shift_t ls,
+                    typename Cfg::act_t out[Cfg::N][Cfg::D]) {
     constexpr int P = Cfg::P, DH = Cfg::DH, N = Cfg::N, D = Cfg::D, C = Cfg::C;
     typedef typename Cfg::act_t act_t;
     typedef typename Cfg::score_t score_t;
@@ -21,19 +22,20 @@ void attention_rows(const typename Cfg::act_t qkv[Cfg::N][3 * Cfg::D], int h, in
 EVH_PRAGMA(HLS ARRAY_PARTITION variable = q complete dim = 0)     // UG1399 "pragma HLS array_partition": registers
 EVH_PRAGMA(HLS ARRAY_PARTITION variable = kreg complete dim = 0)  // (the skew register)
 EVH_PRAGMA(HLS ARRAY_PARTITION variable = vreg complete dim = 0)
-    SoftmaxRow<DH> st[P];
+    SoftmaxRow<DH, Cfg> st[P];
 EVH_PRAGMA(HLS ARRAY_PARTITION variable = st complete dim = 0)
-    int32_t etab[P][1 << Cfg::EXP_F];  // one exp2 table per row: P lookups per step
+    // one exp2 table per row (P lookups per step), entries of EXP_OUT + 1 unsigned bits
+    uint_t<Cfg::EXP_OUT + 1> etab[P][1 << Cfg::EXP_F];
 EVH_PRAGMA(HLS ARRAY_PARTITION variable = etab complete dim = 1)
 exp2_copy:
     for (int f = 0; f < (1 << Cfg::EXP_F); ++f) {
 EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline" (constant: per-row ROMs)
-        for (int p = 0; p < P; ++p) etab[p][f] = Cfg::EXP2_TABLE[f];
+        for (int p = 0; p < P; ++p) etab[p][f] = uint_t<Cfg::EXP_OUT + 1>(Cfg::EXP2_TABLE[f]);
     }
 load_q:
     for (int p = 0; p < P; ++p) {
 EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline": one query row per cycle
-        online_softmax_init<DH>(st[p]);
+        online_softmax_init<DH, Cfg>(st[p]);
         for (int d = 0; d < DH; ++d) {
             q[p][d] = i0 + p < N ? qkv[i0 + p][h * DH + d] : act_t(0);
             kreg[p][d] = 0;
@@ -57,9 +59,11 @@ EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline"
             const int j = t - p;
             if (j < 0 || j >= N || i0 + p >= N) continue;
             score_t s = 0;  // arithmetic.matmul_exact, one (query, key) pair
-            for (int d = 0; d < DH; ++d) s += score_t(q[p][d]) * score_t(kreg[p][d]);
-            const i64 tl = requant(s, lm, ls, Cfg::LOGIT_BITS);
-            online_softmax_ref<DH, Cfg::EXP_F, Cfg::EXP_OUT>(st[p], tl, vreg[p], etab[p]);
+            for (int d = 0; d < DH; ++d) s = score_t(s + score_t(q[p][d]) * score_t(kreg[p][d]));
+            // the logit: score (score_bits) times lm (mult_bits), exact in their sum
+            const typename Cfg::logit_t tl =
+                requant<Cfg::LOGIT_BITS, Cfg::SCORE_BITS + Cfg::MULT_BITS>(s, lm, ls);
+            online_softmax_ref<DH, Cfg>(st[p], tl, vreg[p], etab[p]);
         }
     }
 normalize:
@@ -70,8 +74,7 @@ EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline": C dividers, C 
         for (int u = 0; u < C; ++u) {
             const int d = d0 + u;
             if (d < DH)
-                out[i0 + p][h * DH + d] =
-                    act_t(normalize_attention(st[p].acc[d], st[p].l, Cfg::ACT_BITS));
+                out[i0 + p][h * DH + d] = act_t(normalize_attention<Cfg>(st[p].acc[d], st[p].l));
         }
     }
 }

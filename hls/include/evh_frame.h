@@ -18,33 +18,38 @@ constexpr uint32_t ST_SHORT = 1u << 1;     // tlast before the expected number o
 constexpr uint32_t ST_LONG = 1u << 2;      // no tlast on the expected last beat
 constexpr uint32_t ST_BAD_TASK = 1u << 3;  // task id >= number of tasks
 
-// Receive one frame into pix. Returns 0, ST_SHORT or ST_LONG; always consumes through tlast.
+// Receive one frame into pix, PIX_PER_BEAT pixels a beat (the count divides PATCH_DIM, so a beat
+// stays in one patch). Returns 0, ST_SHORT or ST_LONG; always consumes through tlast.
 template <class Cfg>
 uint32_t read_frame(hls::stream<typename Cfg::pix_beat>& s_axis,
                     typename Cfg::pix_t pix[Cfg::PATCHES][Cfg::PATCH_DIM], uint64_t& cyc) {
-    constexpr int NPIX = Cfg::PATCHES * Cfg::PATCH_DIM;
+    constexpr int PER = Cfg::PIX_PER_BEAT, BEATS = Cfg::PATCHES * Cfg::PATCH_DIM / PER;
+    static_assert(Cfg::PATCH_DIM % PER == 0, "a beat straddles two patches");
     int n = 0;
     bool last = false;
 read_beats:
     while (!last) {
-EVH_PRAGMA(HLS PIPELINE II = 1)
-EVH_PRAGMA(HLS LOOP_TRIPCOUNT min = NPIX max = NPIX)
+EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline": a beat per cycle; PER <= C
+                                 // pixels go to PER distinct banks of the cyclic partition
+EVH_PRAGMA(HLS LOOP_TRIPCOUNT min = BEATS max = BEATS)
 #ifndef __SYNTHESIS__
-        if (s_axis.empty()) return n < NPIX ? ST_SHORT : ST_LONG;  // C-sim: input ran out
+        if (s_axis.empty()) return n < BEATS ? ST_SHORT : ST_LONG;  // C-sim: input ran out
 #endif
         const typename Cfg::pix_beat b = s_axis.read();
-        if (n < NPIX) pix[n / Cfg::PATCH_DIM][n % Cfg::PATCH_DIM] = typename Cfg::pix_t(b.data);
+        const int row = n / (Cfg::PATCH_DIM / PER), col = n % (Cfg::PATCH_DIM / PER) * PER;
+        for (int j = 0; j < PER; ++j)
+            if (n < BEATS) pix[row][col + j] = typename Cfg::pix_t(b.data.range(8 * j + 7, 8 * j).to_uint());
         last = b.last == 1;
-        if (n <= NPIX) ++n;  // saturates at NPIX + 1 ("too many")
+        if (n <= BEATS) ++n;  // saturates at BEATS + 1 ("too many")
         ++cyc;
     }
-    return n < NPIX ? ST_SHORT : (n > NPIX ? ST_LONG : 0u);
+    return n < BEATS ? ST_SHORT : (n > BEATS ? ST_LONG : 0u);
 }
 
 // Field LO..LO+BITS-1 of an instruction word.
 template <class Cfg>
 inline uint32_t insn_field(const ap_uint<Cfg::INSN_BITS>& w, int lo, int bits) {
-    return uint32_t(w.range(lo + bits - 1, lo).to_uint64());
+    return uint32_t(w.range(lo + bits - 1, lo).to_uint());
 }
 
 // The INSN_BEATS beats of instruction slot `slot` (0: the program header), one burst.
@@ -76,10 +81,10 @@ Insn decode(const typename Cfg::wbeat_t* port, int j) {
 // The matrix job of a MATMUL: the task's router (a0, a2 + task * stride), the queue length
 // of expert `index` as rows when gathering or scattering, the GELU output requant (a3).
 template <class Cfg>
-Job make_job(const typename Cfg::wbeat_t* port, const Insn& in, int task,
-             const typename Cfg::Act& a) {
+Job<Cfg> make_job(const typename Cfg::wbeat_t* port, const Insn& in, int task,
+                  const typename Cfg::Act& a) {
     const uint32_t step = (in.flags & Cfg::FLAG_TASK) ? uint32_t(task) * in.stride : 0u;
-    Job j;
+    Job<Cfg> j;
     j.w = in.a0 + step;
     j.b = in.a1;
     j.q = in.a2 == NONE ? NONE : in.a2 + step;
@@ -108,7 +113,7 @@ load_res_rows:
     load_res_cols:
         for (int d = 0; d < Cfg::D; ++d) {
 EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline"
-            a.residual[n][d] = typename Cfg::res_t(word_i32(w[d]));
+            a.residual[n][d] = word_int<Cfg::RES_BITS>(w[d]);
         }
     }
 }
@@ -126,10 +131,11 @@ EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline"
         for (int c = 0; c < Cfg::C; ++c) {  // UG1399 "pragma HLS unroll" (inside PIPELINE)
             const int d = d0 + c;
             if (d >= Cfg::D) continue;
-            int32_t m, s;
-            word_rq(qw[d], m, s);
-            const i64 y = residual_add(a.residual[n][d], a.moe_acc[n][d], m, s, Cfg::RES_BITS);
-            a.residual[n][d] = typename Cfg::res_t(y);
+            typename Cfg::mult_t m;
+            typename Cfg::shift_t s;
+            word_rq<Cfg>(qw[d], m, s);
+            a.residual[n][d] = residual_add<Cfg::RES_BITS, Cfg::MOE_PROD_BITS>(
+                a.residual[n][d], a.moe_acc[n][d], m, s);
         }
     }
 }
@@ -147,19 +153,26 @@ EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline"
     }
 }
 
-// OUTPUT: stream the tokens of `src` (LN_OUT or RESIDUAL), tlast on the last one.
+// OUTPUT: stream the tokens of `src` (LN_OUT or RESIDUAL), TOK_PER_BEAT elements a beat (the
+// count divides D, so a beat stays in one token), tlast on the last beat.
 template <class Cfg>
 void write_tokens(hls::stream<typename Cfg::tok_beat>& m_axis, int src, const typename Cfg::Act& a) {
+    constexpr int PER = Cfg::TOK_PER_BEAT, TB = Cfg::TOK_BITS, BEATS = Cfg::N * Cfg::D / PER;
+    static_assert(Cfg::D % PER == 0, "a beat straddles two tokens");
 out_beats:
-    for (int i = 0; i < Cfg::N * Cfg::D; ++i) {
-EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline": one beat per cycle
-        const int n = i / Cfg::D, d = i % Cfg::D;
+    for (int i = 0; i < BEATS; ++i) {
+EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline": one beat per cycle; PER <= C
+                                 // elements come from PER distinct banks of the cyclic partition
+        const int n = i / (Cfg::D / PER), d0 = i % (Cfg::D / PER) * PER;
         typename Cfg::tok_beat b;
-        b.data = ap_int<Cfg::TOK_BITS>(src == Cfg::BUF_LN_OUT ? i64(a.ln_out[n][d])
-                                                               : i64(a.residual[n][d]));
+        for (int j = 0; j < PER; ++j) {
+            const ap_int<TB> v = src == Cfg::BUF_LN_OUT ? ap_int<TB>(a.ln_out[n][d0 + j])
+                                                        : ap_int<TB>(a.residual[n][d0 + j]);
+            b.data.range(TB * j + TB - 1, TB * j) = v;
+        }
         b.keep = -1;
         b.strb = -1;
-        b.last = i == Cfg::N * Cfg::D - 1 ? 1 : 0;
+        b.last = i == BEATS - 1 ? 1 : 0;
         m_axis.write(b);
     }
 }
@@ -169,13 +182,14 @@ template <class Cfg>
 void execute(const typename Cfg::wbeat_t* port, const Insn& in, int task, typename Cfg::Act& a,
              hls::stream<typename Cfg::tok_beat>& m_axis) {
     if (in.op == Cfg::OP_MATMUL) {
-        const Job j = make_job<Cfg>(port, in, task, a);
+        const Job<Cfg> j = make_job<Cfg>(port, in, task, a);
         if (j.nrows > 0) linear<Cfg>(port, j, a);  // an unused expert's weights are never read
     } else if (in.op == Cfg::OP_LAYERNORM) {
         const NormSeg seg = {in.a0, in.a1, in.a3, in.a2};
-        layernorm_rows<Cfg>(port, seg, a.residual, Cfg::ACT_BITS, a.ln_out);
+        layernorm_rows<Cfg>(port, seg, a.residual, a.ln_out);
     } else if (in.op == Cfg::OP_ATTENTION) {
-        int32_t lm, ls;
+        typename Cfg::mult_t lm;
+        typename Cfg::shift_t ls;
         read_rq<Cfg>(port, in.a2, 0, lm, ls);
         attention_rows<Cfg>(a.qkv, in.index, in.row0, lm, ls, a.attn_out);
     } else if (in.op == Cfg::OP_LOAD_RES) {
@@ -213,7 +227,8 @@ EVH_PRAGMA(HLS LOOP_TRIPCOUNT max = 1024)  // UG1399 "pragma HLS loop_tripcount"
 // Frame loop: `frames` frames; counters and sticky status for the control registers. The
 // on-chip buffers are defined here, and partitioned here (UG1399 "pragma HLS array_partition":
 // where the array is defined; "pragma HLS disaggregate": the struct's members become
-// separate memories). Dim 2 cyclic C: an epilogue writes C lanes of a row, the gather reads
+// separate memories), all but the MAC array's weight double buffer, which its process owns
+// (evh_mac.h mac). Dim 2 cyclic C: an epilogue writes C lanes of a row, the gather reads
 // min(R, C) consecutive columns, LayerNorm reads C lanes; qkv cyclic QKV_BANKS (a multiple
 // of C and of the head width DH), so one K row and one V row (DH values each) read per step
 // of the attention engine are one access per bank and port.
@@ -236,8 +251,6 @@ EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.gate_logits complete dim = 2)   // E
 EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.gate_idx complete dim = 2)      // TOPK per token
 EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.gate_weights complete dim = 2)  // TOPK per token
 EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.queue_counts complete dim = 1)  // any e per cycle
-EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.weight_tiles_x2 complete dim = 1)  // parity halves
-EVH_PRAGMA(HLS ARRAY_PARTITION variable = a.weight_tiles_x2 complete dim = 3)  // C lanes
     uint32_t st = 0, ok = 0, bad = 0;
     uint64_t cyc = 0;
 frames_loop:

@@ -6,12 +6,14 @@
 
 namespace evh {
 
-// All rows; gamma, beta, eps and (m, s) read once from the weight image.
+// All rows; gamma, beta, eps and (m, s) read once from the weight image. Gamma of
+// ln_gamma_bits, beta of bias_bits (the quantizer saturates both), eps_q unsigned of
+// ln_var_bits (the quantizer caps it), all decoded at their derived widths.
 template <class Cfg, typename OT>
 void layernorm_rows(const typename Cfg::wbeat_t* port, const NormSeg& seg,
-                    const typename Cfg::res_t x[Cfg::N][Cfg::D], int bits,
-                    OT y[Cfg::N][Cfg::D]) {
-    i64 g[Cfg::D], b[Cfg::D];
+                    const typename Cfg::res_t x[Cfg::N][Cfg::D], OT y[Cfg::N][Cfg::D]) {
+    typename Cfg::gamma_t g[Cfg::D];
+    typename Cfg::bias_t b[Cfg::D];
 EVH_PRAGMA(HLS ARRAY_PARTITION variable = g cyclic factor = Cfg::C dim = 1)  // UG1399 "pragma HLS array_partition": C lanes
 EVH_PRAGMA(HLS ARRAY_PARTITION variable = b cyclic factor = Cfg::C dim = 1)
     uint32_t gw[Cfg::D], bw[2 * Cfg::D], ew[2], qw[1];
@@ -22,16 +24,17 @@ EVH_PRAGMA(HLS ARRAY_PARTITION variable = b cyclic factor = Cfg::C dim = 1)
 ln_params:
     for (int i = 0; i < Cfg::D; ++i) {
 EVH_PRAGMA(HLS PIPELINE II = 1)  // UG1399 "pragma HLS pipeline"
-        g[i] = word_i32(gw[i]);
-        b[i] = word_i64(bw[2 * i], bw[2 * i + 1]);
+        g[i] = word_int<Cfg::LN_GAMMA_BITS>(gw[i]);
+        b[i] = word_pair<Cfg::BIAS_BITS>::get(bw[2 * i], bw[2 * i + 1]);
     }
-    const i64 eps_q = word_i64(ew[0], ew[1]);
-    int32_t m, s;
-    word_rq(qw[0], m, s);
+    const uint_t<Cfg::LN_VAR_BITS> eps_q =
+        uint_t<Cfg::LN_VAR_BITS>(word_pair<Cfg::LN_VAR_BITS + 1>::get(ew[0], ew[1]));
+    typename Cfg::mult_t m;
+    typename Cfg::shift_t s;
+    word_rq<Cfg>(qw[0], m, s);
 ln_rows:
     for (int n = 0; n < Cfg::N; ++n)  // rows in sequence: four pipelined lane loops each
-        layernorm_q<Cfg::D, Cfg::LN_FRAC, Cfg, typename Cfg::res_t, OT, Cfg::C>(x[n], g, b, eps_q,
-                                                                              m, s, bits, y[n]);
+        layernorm_q<Cfg::D, Cfg, Cfg::ACT_BITS, Cfg::C>(x[n], g, b, eps_q, m, s, y[n]);
 }
 
 }  // namespace evh

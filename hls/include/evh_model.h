@@ -59,7 +59,7 @@ uint64_t insn_cycles(const Insn& in, const typename Cfg::Act& a) {
     if (in.op == Cfg::OP_ROUTE) return fetch + N + PD;
     if (in.op == Cfg::OP_QUEUES) return fetch + N * Cfg::TOPK + PD + Cfg::MOE_N * LANES + PD;
     if (in.op == Cfg::OP_MOE_COMBINE) return fetch + words_cycles<Cfg>(D) + N * LANES + PD;
-    return fetch + uint64_t(N) * D + PD;  // OP_OUTPUT
+    return fetch + uint64_t(N) * D / Cfg::TOK_PER_BEAT + PD;  // OP_OUTPUT: a beat per cycle
 }
 
 }  // namespace evh

@@ -2,16 +2,13 @@
 #pragma once
 #include <stdint.h>
 
-#include "evh_arith.h"  // first: the diagnostic settings of C-simulation
+#include "evh_arith.h"  // first: the diagnostic settings of C-simulation (and ap_int.h)
 
-// The ap_types headers (hls4ml's copy of the Xilinx ones) default-construct ap_private by
-// clearing unused bits of an uninitialized word; after inlining GCC reports that as
-// -W(maybe-)uninitialized inside those headers. The warning is silenced for the headers only
-// (diagnostic state is per source location), not for this project's code.
+// hls4ml's hls_stream.h, like its ap_types headers, trips GCC's uninitialized-use analysis
+// inside the header itself: silenced for the header only (per source location).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
-#include <ap_int.h>
 #include <hls_stream.h>
 #pragma GCC diagnostic pop
 
@@ -63,32 +60,43 @@ struct WRow {
     typename Cfg::w_t v[Cfg::C];
 };
 
-// The biases of one column slab (0 where the layer has none or past its outputs).
-template <class Cfg>
-struct BiasRow {
-    typename Cfg::acc_t v[Cfg::C];
-};
-
 // Per column slab, to the epilogue: valid columns, requantization constants (m, s) per column.
 template <class Cfg>
 struct TileHead {
     int ncols;
-    int32_t m[Cfg::C];
-    int32_t s[Cfg::C];
+    typename Cfg::mult_t m[Cfg::C];
+    typename Cfg::shift_t s[Cfg::C];
 };
 
-// One row of a slab leaving the MAC array (bias already added, exact).
+// Per column slab, from the loader to the MAC array: its biases (0 where the layer has none
+// or past its outputs) and its head, which the MAC array forwards to the epilogue.
 template <class Cfg>
-struct AccRow {
-    typename Cfg::acc_t v[Cfg::C];
+struct SlabHead {
+    typename Cfg::acc_t bias[Cfg::C];
+    TileHead<Cfg> head;
 };
 
-// Where a row of the job goes, forwarded by the gather (which reads the expert queues) to the
-// epilogue: destination token row, and its gate weight when scattering to the MoE sums.
+// A value of a read-modify-write destination (residual stream or MoE sums) as the gather read
+// it before the epilogue's write: the wider of the two types.
+template <class Cfg>
+using old_t = int_t<imax(Cfg::RES_BITS, Cfg::MOE_ACC_BITS)>;
+
+// Where a row of the job goes, from the gather (which reads the expert queues and the old
+// destination values) through the MAC array to the epilogue: destination token row, its gate
+// weight when scattering to the MoE sums, and the C destination values of the row's slab
+// columns when the epilogue adds to them (residual, MoE).
 template <class Cfg>
 struct RowDst {
     typename Cfg::tok_idx_t tok;
     typename Cfg::gw_t gw;
+    old_t<Cfg> old[Cfg::C];
+};
+
+// One row of a slab leaving the MAC array (bias already added, exact), with its destination.
+template <class Cfg>
+struct AccRow {
+    typename Cfg::acc_t v[Cfg::C];
+    RowDst<Cfg> dst;
 };
 
 }  // namespace evh

@@ -15,16 +15,22 @@ inline uint32_t read_word(const typename Cfg::wbeat_t* port, uint32_t seg, uint3
     constexpr int WPW = Cfg::PORT_BITS / 32;
     const typename Cfg::wbeat_t beat = port[seg + i / WPW];
     const int lane = int(i % WPW);
-    return uint32_t(beat.range(32 * lane + 31, 32 * lane).to_uint64());
+    return uint32_t(beat.range(32 * lane + 31, 32 * lane).to_uint());
 }
 
-// A requantization word: multiplier m (low 24 bits) and shift s (bits 24..31).
+// A requantization word: multiplier m (low 24 bits; m < 2^mult_bits, quantize_multiplier) and
+// shift s (bits 24..31; s <= 62 fits derive's SHIFT_BITS).
 template <class Cfg>
-inline void read_rq(const typename Cfg::wbeat_t* port, uint32_t seg, uint32_t i, int32_t& m,
-                    int32_t& s) {
-    const uint32_t w = read_word<Cfg>(port, seg, i);
-    m = int32_t(w & 0xFFFFFFu);
-    s = int32_t(w >> 24);
+inline void word_rq(uint32_t w, typename Cfg::mult_t& m, typename Cfg::shift_t& s) {
+    m = typename Cfg::mult_t(w & 0xFFFFFFu);
+    s = typename Cfg::shift_t(w >> 24);
+}
+
+// Requantization word i of the segment starting at beat `seg`.
+template <class Cfg>
+inline void read_rq(const typename Cfg::wbeat_t* port, uint32_t seg, uint32_t i,
+                    typename Cfg::mult_t& m, typename Cfg::shift_t& s) {
+    word_rq<Cfg>(read_word<Cfg>(port, seg, i), m, s);
 }
 
 // Burst-read `count` consecutive 32-bit words from word w0 of the segment at beat `seg`: one
@@ -44,21 +50,34 @@ EVH_PRAGMA(HLS LOOP_TRIPCOUNT max = MAXN / WPW + 1)
 EVH_PRAGMA(HLS UNROLL)
             const uint32_t w = b * WPW + uint32_t(j);
             if (w >= w0 && w < w1)
-                dst[w - w0] = uint32_t(beat.range(32 * j + 31, 32 * j).to_uint64());
+                dst[w - w0] = uint32_t(beat.range(32 * j + 31, 32 * j).to_uint());
         }
     }
 }
 
 constexpr uint32_t NONE = 0xFFFFFFFFu;  // an absent segment (edgevit_hw.program.isa.NONE)
 
-// Decoders of words already read: a signed 32-bit value, a 64-bit value (lo, hi), a
-// requantization word (m | s << 24).
-inline i64 word_i32(uint32_t w) { return i64(int32_t(w)); }
-inline i64 word_i64(uint32_t lo, uint32_t hi) { return i64(u64(lo) | (u64(hi) << 32)); }
-inline void word_rq(uint32_t w, int32_t& m, int32_t& s) {
-    m = int32_t(w & 0xFFFFFFu);
-    s = int32_t(w >> 24);
+// A signed N-bit value (N <= 32) held in one 32-bit word.
+template <int N>
+inline int_t<N> word_int(uint32_t w) {
+    static_assert(N <= 32, "one word holds at most 32 bits");
+    return int_t<N>(int32_t(w));
 }
+
+// A signed N-bit value held in the words (lo, hi) of a 64-bit two's complement value (biases
+// wider than 32 bits, LayerNorm beta and eps): lo alone when N <= 32, else hi * 2^32 + lo,
+// formed in N bits.
+template <int N, bool TWO = (N > 32)>
+struct word_pair {
+    static int_t<N> get(uint32_t lo, uint32_t) { return int_t<N>(int32_t(lo)); }
+};
+template <int N>
+struct word_pair<N, true> {
+    static int_t<N> get(uint32_t lo, uint32_t hi) {
+        typedef int_t<N> T;
+        return T(T(T(int32_t(hi)) * (T(1) << 32)) + T(lo));
+    }
+};
 
 // Burst-copy the K weight rows of column slab t (outputs [t*C, t*C + C)) to the MAC array:
 // the image holds the slab pre-tiled (program/image.py), K rows of C lanes in RB = Cfg::RB
@@ -97,7 +116,7 @@ EVH_PRAGMA(HLS UNROLL)  // UG1399 "pragma HLS unroll": the beat's lanes in paral
 template <class Cfg>
 void load_slab_head(const typename Cfg::wbeat_t* port, uint32_t bseg, uint32_t qseg, int o_dim,
                     int t, typename Cfg::acc_t bias[Cfg::C], TileHead<Cfg>& head) {
-    constexpr int BW = Cfg::BIAS64 ? 2 : 1;  // words per bias
+    constexpr int BW = Cfg::BIAS64 ? 2 : 1;  // words per bias (BIAS64: bias_bits > 32)
     const int o0 = t * Cfg::C;
     const int ncols = o_dim - o0 < Cfg::C ? o_dim - o0 : Cfg::C;
     uint32_t bw[2 * Cfg::C], qw[Cfg::C];
@@ -109,11 +128,11 @@ EVH_PRAGMA(HLS UNROLL)  // UG1399 "pragma HLS unroll": C columns (registers)
         const bool on = c < ncols;
         bias[c] = 0;
         if (on && bseg != NONE)
-            bias[c] = typename Cfg::acc_t(Cfg::BIAS64 ? word_i64(bw[2 * c], bw[2 * c + 1])
-                                                      : word_i32(bw[c]));
+            bias[c] = typename Cfg::acc_t(
+                word_pair<Cfg::BIAS_BITS>::get(bw[BW * c], bw[BW * c + BW - 1]));
         head.m[c] = 1;
         head.s[c] = 0;
-        if (on && qseg != NONE) word_rq(qw[c], head.m[c], head.s[c]);
+        if (on && qseg != NONE) word_rq<Cfg>(qw[c], head.m[c], head.s[c]);
     }
 }
 
