@@ -17,7 +17,7 @@ Ports (Vivado-friendly names; one clock ``aclk``, synchronous active-low reset `
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, Module
+from amaranth.hdl import ClockDomain, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from edgevit_hw.rtl.axi_lite import AxiLiteRegs
@@ -60,7 +60,14 @@ class Top(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.domains.sync = cd = ClockDomain("sync", local=True)
-        m.d.comb += [cd.clk.eq(self.aclk), cd.rst.eq(~self.aresetn)]
+        # aresetn is registered once (a reset-less flop on aclk) before it resets the design:
+        # the reset net then starts at a flip-flop (its fan-out is no path from a port), and in
+        # Verilator no next-state logic depends on a top input, so it is evaluated on the clock
+        # edge only instead of on every input change.
+        m.domains.por = por = ClockDomain("por", reset_less=True, local=True)
+        rst = Signal(init=1)
+        m.d.por += rst.eq(~self.aresetn)
+        m.d.comb += [cd.clk.eq(self.aclk), por.clk.eq(self.aclk), cd.rst.eq(rst)]
         m.submodules.reader, m.submodules.regs = self.reader, self.regs
         m.submodules.core = core = self.core
         self._forward(m, self.reader, "m_axi_")

@@ -257,7 +257,7 @@ def hls_loops(hw: HwParams) -> tuple[HlsLoop, ...]:
         ("frame", "read_beats", [("pixels", per(hw.streams.pixels_per_beat, c), p)]),
         ("frame", "fetch_beats", [("m_axi", 1, 1)]),
         ("compute", "gather_steps", [("src", per(lanes, c), p), ("xt[cur]", 1, p),
-                                     ("xt[nxt]", 1, p), ("queue_tokens", 1, p),
+                                     ("xt[nxt]", 1, p), ("queue_tokens", 2, p),
                                      ("gate_weights", 1, p), ("dst (old values)", per(c, c), p)]),
         ("compute", "load_beats", [("m_axi", 1, 1)]),
         ("compute", "read_word_beats", [("m_axi", 1, 1)]),
