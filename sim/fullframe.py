@@ -12,8 +12,9 @@ a frame's first pixel; the top takes frame k+1's pixels while frame k's program 
 sink is always ready. It records the cycle of every ``dbg_pc`` change, so each instruction's
 cycles are known, and every wait is bounded (a hang ends with an error naming the pc, its label
 and STATUS). Its speed is that of the Verilated model (two evaluations per cycle; the bench's own
-work is under 2% of a profile): about 67 k cycles/s for m3vit and 170 k for micro_moe on one
-core of these machines.
+work is under 2% of a profile; the top's registered reset keeps the next-state logic out of the
+evaluation of input changes): about 100 k cycles/s for m3vit and 220 k for micro_moe on one
+core of these machines, with the other core busy.
 
 Builds are cached like :mod:`edgevit_hw.sim.runner` does, in ``build/rtl/fullframe-<variant>-
 <spec>-<key>`` keyed by the derived parameters, the RTL sources and the flags; a changed harness
