@@ -33,7 +33,9 @@ Core-facing members:
 
 64-bit values (CYCLES, FRAME_CYCLES, the counters): reading ``_LO`` returns the low half and
 latches the high half, which ``_HI`` then returns (one latch per register), so a LO-then-HI pair
-is consistent. DRAM_BASE_HI (rw) reads the register itself. SPEC_ID reads ``hw.hash32``.
+is consistent. Each 64-bit counter is two 32-bit halves, the high one incremented in the cycle the
+low one wraps (:func:`rtl.counter.wide_counter`): exact in every cycle, with no carry chain
+longer than 32 bits. DRAM_BASE_HI (rw) reads the register itself. SPEC_ID reads ``hw.hash32``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from types import SimpleNamespace
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from edgevit_hw.rtl.counter import wide_counter
 
 from edgevit_hw.core.derive import HwParams
 from edgevit_hw.program.regmap import (
@@ -264,13 +267,10 @@ class AxiLiteRegs(wiring.Component):
             out.update(self._halves(m, rd, name, value))
         return out
 
-    def _count(self, m: Module, name: str, width: int, inc: Value) -> Signal:
-        cnt = Signal(width, name=name.lower())
-        with m.If(self.clear):
-            m.d.sync += cnt.eq(0)
-        with m.Else():
-            m.d.sync += cnt.eq(cnt + inc)
-        return cnt
+    def _count(self, m: Module, name: str, width: int, inc: Value) -> Value:
+        """Halves of at most 32 bits (:func:`rtl.counter.wide_counter`), ``inc`` on their
+        clock enables: the count stays exact in every cycle."""
+        return wide_counter(m, width, inc, self.clear, name.lower())
 
     def _halves(self, m: Module, rd: SimpleNamespace, name: str, value: Value) -> dict:
         """``{NAME_LO: low half, NAME_HI: high half latched by the LO read}``."""

@@ -11,14 +11,14 @@ Members (flat names; the top forwards them as its Verilog ports):
 - ``error`` (out): a one-cycle pulse for each received beat with ``RRESP != OKAY``, one cycle
   after the beat arrives from the bus (so never after the beat appears on ``data``). The beat is
   still delivered. Beats discarded by ``flush`` never pulse.
-- ``flush`` (in): a one-cycle pulse abandoning the current request and every beat in flight: no
-  further burst is issued for it, a request offered in the flush cycle is not accepted, the
+- ``flush`` (in): a one-cycle pulse abandoning every accepted request and every beat in flight:
+  no further burst is issued for them, a request offered in the flush cycle is not accepted, the
   buffered beats are dropped (a beat taken from ``data`` in the flush cycle itself counts as
   delivered), beats still due on the bus are accepted and discarded. An address beat already
   presented (``ARVALID``) stays until accepted (AXI forbids retracting it); its data is
   discarded too. New requests are accepted from the next cycle on.
-- ``idle`` (out): no request being split, no beat in flight on the bus (discards included) and
-  nothing buffered.
+- ``idle`` (out): no accepted request left to issue, no beat in flight on the bus (discards
+  included) and nothing buffered.
 - ``waiting`` (out): a request is pending (accepted, beats still to be delivered),
   ``data.ready`` is high and no beat is offered: a stall cycle of the weight port.
 - ``beat`` (out): a beat moves on ``data`` this cycle.
@@ -31,14 +31,18 @@ beats, ``burst_beats = min(256, depth // 4, 4096 / beat_bytes)`` (128 for the de
 :data:`DEFAULT_DEPTH` beats), so four maximal bursts fit in the data FIFO and are outstanding
 together (up to :data:`BURST_SLOTS` shorter ones). Credits: a burst issues only when the FIFO
 has room for a maximal burst beyond every beat in flight or buffered (so for all of its own
-beats); ``RREADY`` therefore stays high and this master never stalls the bus. One burst can
-issue per cycle and a request follows the previous one's last burst without a gap (a stream
-of 1-beat requests runs at one per cycle); the consumer sees one beat per cycle when the bus
-delivers one per cycle.
+beats); ``RREADY`` therefore stays high and this master never stalls the bus. A request's
+first burst follows the previous one's last burst without a gap (a stream of 1-beat requests
+runs at one per cycle); its further bursts issue at most every other cycle (a cycle
+recomputes the next burst's length), which costs nothing once a burst is 2 beats or longer;
+the consumer sees one beat per cycle when the bus delivers one per cycle.
 
-Latency: ARVALID rises 2 cycles after the cycle a request is accepted; a beat received in
-cycle t is offered on ``data`` in cycle t + 2 at the earliest. Reset (``rst``, synchronous):
-no request, nothing in flight, ARVALID low.
+Pipeline (for logic depth; see benchmarks/synth_rtl.py): a request's first stage forms its
+beat address ``base + addr`` (a 32-bit low half and its carry), the second (the splitter)
+holds the next burst's length and final flag in registers (compares of a few low bits, never
+a 32- or 64-bit carry chain behind another). Latency: ARVALID rises 3 cycles after the cycle a
+request is accepted; a beat received in cycle t is offered on ``data`` in cycle t + 2 at the
+earliest. Reset (``rst``, synchronous): no request, nothing in flight, ARVALID low.
 """
 
 from __future__ import annotations
@@ -124,6 +128,7 @@ class AxiReadMaster(wiring.Component):
         m = Module()
         s = self._state()
         self._fifos(m, s)
+        self._prepare(m, s)
         self._split(m, s)
         self._issue(m, s)
         self._receive(m, s)
@@ -132,21 +137,34 @@ class AxiReadMaster(wiring.Component):
         return m
 
     def _state(self) -> SimpleNamespace:
-        """The registers and per-cycle strobes shared by the pieces below."""
+        """The registers and per-cycle strobes shared by the pieces below. Beat addresses
+        (byte address >> shift) are kept as a low half ``lo`` (32 bits), a high half ``hi`` and
+        a carry ``c`` not yet added to it: the address is ``(hi + c) << 32 | lo``."""
         beats = range(self._depth + 1)
-        addr = unsigned(64 - self._shift)
+        hbits = 64 - self._shift - 32
         return SimpleNamespace(
-            cmd_valid=Signal(),  # a request is being split into bursts
-            cmd_addr=Signal(addr),  # its next beat address (byte address >> shift)
+            # P: the next request, its address formed (base + addr) but not yet its first burst
+            p_valid=Signal(),
+            p_lo=Signal(32),
+            p_c=Signal(),
+            p_hi=Signal(hbits),
+            p_left=Signal(32),
+            # S: the request being split into bursts and its next burst (length, final)
+            cmd_valid=Signal(),
+            cmd_lo=Signal(32),
+            cmd_c=Signal(),
+            cmd_hi=Signal(hbits),
             cmd_left=Signal(32),  # its beats not yet issued
+            settle=Signal(),  # length / final are being recomputed after a burst
+            length=Signal(range(self._burst + 1)),  # next burst's beats
+            final=Signal(),  # the next burst ends its request
             ar_valid=Signal(),
-            ar_addr=Signal(addr),
+            ar_addr=Signal(64 - self._shift),
             ar_len=Signal(8),
             credits=Signal(beats, init=self._depth),  # depth - in flight - buffered
             inflight=Signal(beats),  # beats issued (address beat loaded) and not received
             discard=Signal(beats),  # of those, the ones abandoned by a flush
-            length=Signal(range(self._burst + 1)),  # next burst's beats
-            final=Signal(),  # the next burst ends its request
+            load=Signal(),  # S takes P's request this cycle
             issue=Signal(),
             rbeat=Signal(),
             drop=Signal(),
@@ -160,41 +178,81 @@ class AxiReadMaster(wiring.Component):
         m.submodules.fifo = ResetInserter(self.flush)(s.fifo)
         m.submodules.ends = ResetInserter(self.flush)(s.ends)
 
-    def _split(self, m: Module, s: SimpleNamespace) -> None:
-        """Accept a request; advance it by one burst per issue."""
-        req = self.req.payload
-        m.d.comb += self.req.ready.eq(~self.flush & (~s.cmd_valid | (s.issue & s.final)))
+    def _prepare(self, m: Module, s: SimpleNamespace) -> None:
+        """P takes a request when it is empty or S takes its request, and forms the beat
+        address ``base + addr`` (its low half and carry): ``req.payload`` meets one 32-bit
+        adder before a register (the caller registers it, e.g. :class:`rtl.dram.DramWords`)."""
+        req, base = self.req.payload, self.base[self._shift :]
+        m.d.comb += self.req.ready.eq((~s.p_valid | s.load) & ~self.flush)
         with m.If(self.flush):
-            m.d.sync += s.cmd_valid.eq(0)
+            m.d.sync += s.p_valid.eq(0)
         with m.Elif(self.req.valid & self.req.ready):
             m.d.sync += [
-                s.cmd_valid.eq(req.beats != 0),
-                s.cmd_addr.eq(self.base[self._shift :] + req.addr),
-                s.cmd_left.eq(req.beats),
+                s.p_valid.eq(req.beats != 0),  # an empty request ends here
+                Cat(s.p_lo, s.p_c).eq(base[:32] + req.addr),
+                s.p_hi.eq(base[32:]),
+                s.p_left.eq(req.beats),
+            ]
+        with m.Elif(s.load):
+            m.d.sync += s.p_valid.eq(0)
+
+    def _next_burst(self, m: Module, lo, left, name: str) -> tuple:
+        """``(length, final)`` of the burst from beat address ``lo`` (its low bits) with
+        ``left`` beats to go: ``min(left, burst_beats, beats to the 4 KB boundary)``, final
+        when that is ``left``. Compares of a few bits: ``left`` > the page is a test of its
+        high bits."""
+        pb = exact_log2(BOUNDARY >> self._shift)  # log2(beats per 4 KB)
+        to_page = Signal(pb + 1, name=f"{name}_to_page")
+        m.d.comb += to_page.eq((1 << pb) - lo[:pb])
+        cap = Mux(to_page < self._burst, to_page, self._burst)
+        low = left[: pb + 1]
+        fits = ~left[pb + 1 :].any() & (low <= to_page) & (low <= self._burst)
+        return Mux(fits, low, cap), fits
+
+    def _split(self, m: Module, s: SimpleNamespace) -> None:
+        """S takes P's request when it is free or issues its final burst (so requests follow
+        each other without a gap); after a burst that does not end its request, one cycle
+        (``settle``) recomputes the next burst from the advanced address and count."""
+        m.d.comb += s.load.eq(s.p_valid & (~s.cmd_valid | (s.issue & s.final)) & ~self.flush)
+        p_len, p_final = self._next_burst(m, s.p_lo, s.p_left, "p")
+        c_len, c_final = self._next_burst(m, s.cmd_lo, s.cmd_left, "cmd")
+        with m.If(self.flush):
+            m.d.sync += s.cmd_valid.eq(0)
+        with m.Elif(s.load):
+            m.d.sync += [
+                s.cmd_valid.eq(1),
+                s.cmd_lo.eq(s.p_lo),
+                s.cmd_c.eq(s.p_c),
+                s.cmd_hi.eq(s.p_hi),
+                s.cmd_left.eq(s.p_left),
+                s.settle.eq(0),
+                s.length.eq(p_len),
+                s.final.eq(p_final),
             ]
         with m.Elif(s.issue):
-            m.d.sync += [s.cmd_addr.eq(s.cmd_addr + s.length), s.cmd_left.eq(s.cmd_left - s.length)]
             m.d.sync += s.cmd_valid.eq(~s.final)
+            m.d.sync += [
+                Cat(s.cmd_lo, s.cmd_c).eq(s.cmd_lo + s.length),
+                s.cmd_hi.eq(s.cmd_hi + s.cmd_c),
+                s.cmd_left.eq(s.cmd_left - s.length),
+                s.settle.eq(1),
+            ]
+        with m.Elif(s.settle):
+            m.d.sync += [s.settle.eq(0), s.length.eq(c_len), s.final.eq(c_final)]
 
     def _issue(self, m: Module, s: SimpleNamespace) -> None:
-        """Next burst length (beats left, burst cap, 4 KB boundary) and the AR register. A
-        burst issues when a maximal one would fit (credits >= burst_beats): a compare with a
-        constant, so ``length`` stays off the issue path."""
-        page = BOUNDARY >> self._shift  # beats per 4 KB
-        to_page = Signal(range(page + 1))
-        cap = Signal(range(self._burst + 1))
-        m.d.comb += [
-            to_page.eq(page - s.cmd_addr[: exact_log2(page)]),
-            cap.eq(Mux(to_page < self._burst, to_page, self._burst)),
-            s.final.eq((s.cmd_left <= self._burst) & (s.cmd_left <= to_page)),
-            s.length.eq(Mux(s.final, s.cmd_left, cap)),
-        ]
+        """The AR register. A burst issues when a maximal one would fit (credits >=
+        burst_beats): a compare with a constant, so ``length`` stays off the issue path."""
         free = ~s.ar_valid | self.m_axi_arready
         room = (s.credits >= self._burst) & s.ends.w_rdy
-        m.d.comb += s.issue.eq(s.cmd_valid & free & room & ~self.flush)
+        m.d.comb += s.issue.eq(s.cmd_valid & ~s.settle & free & room & ~self.flush)
         m.d.comb += [s.ends.w_en.eq(s.issue), s.ends.w_data.eq(s.final)]
         with m.If(s.issue):
-            m.d.sync += [s.ar_valid.eq(1), s.ar_addr.eq(s.cmd_addr), s.ar_len.eq(s.length - 1)]
+            m.d.sync += [
+                s.ar_valid.eq(1),
+                s.ar_addr.eq(Cat(s.cmd_lo, s.cmd_hi + s.cmd_c)),
+                s.ar_len.eq(s.length - 1),
+            ]
         with m.Elif(self.m_axi_arready):
             m.d.sync += s.ar_valid.eq(0)
 
@@ -229,15 +287,16 @@ class AxiReadMaster(wiring.Component):
 
     def _outputs(self, m: Module, s: SimpleNamespace) -> None:
         ar_addr = Cat(C(0, self._shift), s.ar_addr)
+        pending = s.p_valid | s.cmd_valid
         m.d.comb += [
             self.data.valid.eq(s.fifo.r_rdy),
             self.data.payload.eq(s.fifo.r_data),
             s.fifo.r_en.eq(self.data.ready),
             s.pop.eq(self.data.valid & self.data.ready),
             self.beat.eq(s.pop),
-            self.idle.eq(~s.cmd_valid & (s.inflight == 0) & (s.fifo.level == 0)),
+            self.idle.eq(~pending & (s.inflight == 0) & (s.fifo.level == 0)),
             self.waiting.eq(
-                (s.cmd_valid | (s.inflight != s.discard)) & self.data.ready & ~self.data.valid
+                (pending | (s.inflight != s.discard)) & self.data.ready & ~self.data.valid
             ),
             self.m_axi_arid.eq(0),
             self.m_axi_araddr.eq(ar_addr),

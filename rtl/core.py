@@ -16,10 +16,11 @@ task id is read at a frame's first pixel: the host sets TASK before it sends the
 
 from __future__ import annotations
 
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
 from edgevit_hw.rtl.actmem import ActMemories
 from edgevit_hw.rtl.attention import AttentionEngine
 from edgevit_hw.rtl.compute_unit import ComputeUnit
+from edgevit_hw.rtl.counter import wide_counter
 from edgevit_hw.rtl.dram import DramClient, DramWords
 from edgevit_hw.rtl.engines import (
     AttentionFeeder,
@@ -81,6 +82,7 @@ class Core(Elaboratable):
         self.pix_bank = Signal()  # the pixel bank of the frame being run
         self.now = Signal(64)  # free-running cycle count
         self.fstart = Signal(64)  # the cycle of the running frame's first pixel
+        self._frame_end = Signal()  # the running frame's last cycle: FRAME_CYCLES follows
         self._build()
 
     def _build(self) -> None:
@@ -277,7 +279,7 @@ class Core(Elaboratable):
                 m.next = "DROP_FLUSH"
             with m.Elif(self.pc == self.count):
                 m.d.comb += [self.frame_ok.eq(1), self.pix.release.eq(1)]
-                m.d.sync += self.frame_cycles.eq(self.now - self.fstart)
+                m.d.comb += self._frame_end.eq(1)
                 m.next = "FRAME"
             with m.Elif(pf["valid"] & (pf["pc"] == self.pc)):
                 m.d.sync += self.ins.word.eq(pf["word"])
@@ -343,7 +345,8 @@ class Core(Elaboratable):
         m.d.comb += self.mm.combine.eq(self._combine | now)
         # a new run (the image may differ) or a read error: the attention word is read again
         m.d.comb += self.atte.invalidate.eq(self.start | self.rd_error)
-        m.d.sync += self.now.eq(self.now + 1)
+        m.d.comb += self.now.eq(wide_counter(m, 64, Const(1, 1), Const(0, 1), "now"))
+        self._frame_cycles(m)
         pix, rx = self.pix, Signal(32)
         with m.If(self.start):
             m.d.sync += rx.eq(0)
@@ -371,6 +374,17 @@ class Core(Elaboratable):
         }
         for u, i in UNIT_BIT.items():
             m.d.comb += [self.busy[i].eq(busy[u]), self.stall[i].eq(stall[u])]
+
+    def _frame_cycles(self, m: Module) -> None:
+        """``frame_cycles = now - fstart`` of the frame's last cycle, in two 32-bit steps (the
+        halves' differences, then the high half's borrow): set two cycles after that cycle."""
+        lo, hi, due = Signal(33, name="fc_lo"), Signal(32, name="fc_hi"), Signal(name="fc_due")
+        m.d.sync += due.eq(self._frame_end)
+        with m.If(self._frame_end):
+            m.d.sync += [lo.eq(self.now[:32] - self.fstart[:32]),
+                         hi.eq(self.now[32:] - self.fstart[32:])]  # fmt: skip
+        with m.If(due):
+            m.d.sync += self.frame_cycles.eq(Cat(lo[:32], hi - lo[32]))
 
     def atte_busy(self):
         return self.attn.q.valid | self.attn.kv.valid | self.attn.out.valid

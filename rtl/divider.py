@@ -10,8 +10,9 @@ arithmetic.normalize_attention) and ``lo = 0`` otherwise (the MoE gate weights
 ``div_round(p * 2^W, L)``, which never reach the top when ``p <= L`` and ``Q = W + 1``).
 
 Schedule: restoring long division of the biased numerator ``n_i = 2a_i + b - 2b * lo`` by
-``d = 2b``. The ``start`` cycle registers ``2a_i + b``, ``-2b * lo`` and ``d``; the next adds
-them into ``n_i``; the third registers the saturation of each lane (``n_i < 0``: low;
+``d = 2b``. The ``start`` cycle registers the raw ``a_i`` and ``b`` (no logic behind the
+caller's selection of them); the next forms ``n_i`` (one three-input sum: ``-2b * lo`` is
+``b * 2^Q`` or 0) and ``d``; the third registers the saturation of each lane (``n_i < 0``: low;
 ``n_i >> Q >= d``: high). Then Q cycles, one quotient bit each from bit Q-1 down: an
 unsaturated lane holds ``n_i = R * 2^Q + low`` with the partial remainder ``R < d``; a step
 forms ``R2 = 2R + (top bit of low)`` and subtracts ``d`` when the difference is not negative,
@@ -55,20 +56,19 @@ class DivRound(wiring.Component):
         q, lanes = self._q, len(self.a)
         lo = -(1 << (q - 1)) if self._signed else 0
         it = Signal(range(q + 1), name="it")
-        phase = Signal(2, name="phase")  # 1: add the bias, 2: saturation tests
+        phase = Signal(2, name="phase")  # 1: form n and d, 2: saturation tests
         den = Signal(unsigned(len(self.b) + 1), name="den")
-        bias = Signal(signed(self._rem_bits), name="bias")
         rem = [Signal(signed(self._rem_bits), name=f"rem{i}") for i in range(lanes)]
         quo = [Signal(unsigned(q), name=f"quo{i}") for i in range(lanes)]
         sat = [Signal(signed(2), name=f"sat{i}") for i in range(lanes)]
         m.d.comb += self.busy.eq((phase != 0) | (it != 0))
-        with m.If(~self.busy & self.start):
-            dn = self.b << 1
-            m.d.sync += [den.eq(dn), bias.eq(-dn * lo), phase.eq(1)]
-            m.d.sync += [rem[i].eq(2 * self.a[i] + self.b) for i in range(lanes)]
-        with m.If(phase == 1):
-            m.d.sync += phase.eq(2)
-            m.d.sync += [rem[i].eq(rem[i] + bias) for i in range(lanes)]
+        with m.If(~self.busy & self.start):  # the raw inputs
+            m.d.sync += [den.eq(self.b), phase.eq(1)]
+            m.d.sync += [rem[i].eq(self.a[i]) for i in range(lanes)]
+        with m.If(phase == 1):  # den holds b, rem a: n = 2a + b - 2b * lo (lo <= 0)
+            m.d.sync += [den.eq(den << 1), phase.eq(2)]
+            bias = den << q if lo else 0  # -2b * lo = b * 2^q
+            m.d.sync += [rem[i].eq(2 * rem[i] + den + bias) for i in range(lanes)]
         with m.If(phase == 2):
             m.d.sync += [phase.eq(0), it.eq(q)]
             for i in range(lanes):

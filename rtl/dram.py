@@ -11,8 +11,10 @@ beat mode (``words`` = 0) the beats go to the client as they are (``beat``, ``be
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, ResetInserter, Signal
+from amaranth.lib.data import StructLayout
 from amaranth.lib.fifo import SyncFIFOBuffered
+from edgevit_hw.rtl.skid import SkidBuffer
 
 from edgevit_hw.core.derive import HwParams
 from edgevit_hw.program.image import RQ_SHIFT
@@ -65,7 +67,8 @@ def word_span(hw: HwParams, base, first, count):
 
 
 class DramWords(Elaboratable):
-    """Puts the clients' requests on the read master's ``req`` stream (lowest index first) and
+    """Puts the clients' requests on the read master's ``req`` stream (lowest index first,
+    through a skid buffer: one cycle, and ``req_ready`` is a register's) and
     routes its ``data`` back: each accepted request leaves a tag (client, word mode, skip,
     words) in an in-order queue, and the beats of the request at its head go to that client
     (the read master answers requests in order; ``last`` ends each one). Several clients may
@@ -91,25 +94,44 @@ class DramWords(Elaboratable):
         return m
 
     def _requests(self, m: Module, tags, idb: int) -> None:
+        """The first client with a request (lowest index) enters a skid buffer (registered
+        ``ready`` and payload, so no client's request logic reaches the read master or the
+        tag queue); from there it goes to the read master and leaves its tag."""
+        lay = StructLayout({"who": idb, "addr": 32, "beats": 32, "wmode": 1, "skip": 8,
+                            "words": 32})  # fmt: skip
+        m.submodules.skid = skid = ResetInserter(self.flush)(SkidBuffer(lay))
         first = True
         for i, c in enumerate(self.clients):
             with m.If(c.req_valid) if first else m.Elif(c.req_valid):
-                ok = tags.w_stream.ready & ~self.flush
+                p = skid.i.payload
                 m.d.comb += [
-                    self.req.valid.eq(ok),
-                    self.req.payload.addr.eq(c.addr),
-                    self.req.payload.beats.eq(c.beats),
-                    c.req_ready.eq(self.req.ready & ok),
-                    tags.w_stream.valid.eq(self.req.ready & ok),
-                    tags.w_stream.payload.eq(Cat(Const(i, idb), c.words != 0, c.skip, c.words)),
+                    skid.i.valid.eq(~self.flush),
+                    c.req_ready.eq(skid.i.ready & ~self.flush),
+                    p.who.eq(i),
+                    p.addr.eq(c.addr),
+                    p.beats.eq(c.beats),
+                    p.wmode.eq(c.words != 0),
+                    p.skip.eq(c.skip),
+                    p.words.eq(c.words),
                 ]
             first = False
+        q = skid.o.payload
+        go = skid.o.valid & tags.w_stream.ready
+        m.d.comb += [
+            self.req.valid.eq(go),
+            self.req.payload.addr.eq(q.addr),
+            self.req.payload.beats.eq(q.beats),
+            skid.o.ready.eq(self.req.ready & tags.w_stream.ready),
+            tags.w_stream.valid.eq(go & self.req.ready),
+            tags.w_stream.payload.eq(Cat(q.who, q.wmode, q.skip, q.words)),
+        ]
 
     def _route(self, m: Module, tags, idb: int) -> None:
         wpb = self.hw.streams.words_per_beat
         head = tags.r_stream
         who, wmode = head.payload[:idb], head.payload[idb]
         loaded, skip, left = Signal(), Signal(8), Signal(32)
+        spent = Signal(init=1, name="left_zero")  # left == 0, registered (off the ready path)
         cur, have, cur_last = Signal(self.hw.streams.port_bits), Signal(), Signal()
         lane = Signal(range(max(wpb, 2)))
         word = Signal(WORD)
@@ -119,18 +141,19 @@ class DramWords(Elaboratable):
                     m.d.comb += word.eq(cur[i * WORD : (i + 1) * WORD])
         with m.If(head.valid & ~loaded):
             m.d.sync += [loaded.eq(1), skip.eq(head.payload[idb + 1 : idb + 9]),
-                         left.eq(head.payload[idb + 9 :])]  # fmt: skip
+                         left.eq(head.payload[idb + 9 :]),
+                         spent.eq(head.payload[idb + 9 :] == 0)]  # fmt: skip
         raw_ready, word_ready = Signal(), Signal()
         for i, c in enumerate(self.clients):
             mine = loaded & (who == i)
             m.d.comb += [c.beat.eq(self.data.payload.data), c.word.eq(word)]
             m.d.comb += c.beat_valid.eq(mine & ~wmode & self.data.valid)
-            m.d.comb += c.word_valid.eq(mine & wmode & have & (skip == 0) & (left != 0))
+            m.d.comb += c.word_valid.eq(mine & wmode & have & (skip == 0) & ~spent)
             with m.If(mine):
                 m.d.comb += [raw_ready.eq(c.beat_ready), word_ready.eq(c.word_ready)]
         # a lane moves on when its word is taken, skipped or past the request's words
         adv = Signal()
-        m.d.comb += adv.eq(have & ((skip != 0) | (left == 0) | word_ready))
+        m.d.comb += adv.eq(have & ((skip != 0) | spent | word_ready))
         # word mode: the next beat of the same request loads in the cycle of the last word
         free = ~have | ((lane == wpb - 1) & adv & ~cur_last)
         ready = loaded & Mux(wmode, free, raw_ready)
@@ -142,8 +165,8 @@ class DramWords(Elaboratable):
         with m.If(adv):
             with m.If(skip != 0):
                 m.d.sync += skip.eq(skip - 1)
-            with m.Elif(left != 0):
-                m.d.sync += left.eq(left - 1)
+            with m.Elif(~spent):
+                m.d.sync += [left.eq(left - 1), spent.eq(left == 1)]
             m.d.sync += lane.eq(lane + 1)
             with m.If(lane == wpb - 1):
                 m.d.sync += have.eq(0)

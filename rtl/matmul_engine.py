@@ -114,6 +114,9 @@ class MatmulEngine(Elaboratable):
         self.src_ok = [Array(Signal(name=f"src_ok{p}_{r}") for r in range(R)) for p in range(2)]
         self.m2, self.s2 = Signal(unsigned(w.mult)), Signal(8)
         self.count, self.kk = Signal(16), Signal(16)
+        # the job's combine flag and output columns, registered at its start (the core's
+        # ``combine`` and the instruction fields come through the decoder)
+        self.cmb, self.outc = Signal(name="mm_cmb"), Signal(16, name="mm_out")
         self.step = Signal(32)
         self.mode, self.clamp = Signal(EpiMode), Signal(EpiClamp)
         self.wmem = Memory(shape=unsigned(C * a.weight_bits), depth=2 * a.max_k, init=[])
@@ -137,7 +140,7 @@ class MatmulEngine(Elaboratable):
         )
 
     def _out(self):
-        return Mux(self.combine, self.hw.arith.embed_dim, self.ins.out)
+        return self.outc
 
     def _ncols(self, col0):
         C = self.w.cols
@@ -176,6 +179,8 @@ class MatmulEngine(Elaboratable):
             self.count.eq(count),
             self.step.eq(step),
             self.kk.eq(Mux(self.combine, 1, ins.k)),
+            self.cmb.eq(self.combine),
+            self.outc.eq(Mux(self.combine, a.embed_dim, ins.out)),
         ]
         mode = Signal(EpiMode)
         clamp = Signal(EpiClamp)
@@ -200,13 +205,18 @@ class MatmulEngine(Elaboratable):
         **consumer** takes the answers in the same order (the reader answers in order) into
         the bank and marks it full. ``bank_asked[p]``: bank p's requests are out."""
         ins = self.ins
-        gelu = (self.mode == EpiMode.GELU) & ~self.combine
+        gelu = (self.mode == EpiMode.GELU) & ~self.cmb
         r_col0, r_par = Signal(16, name="r_col0"), Signal(name="r_par")
         wslab = Signal(32, name="l_wslab")
+        self.qbase = Signal(32, name="l_qbase")  # the job's requantization words
+        self.wbeats = Signal(32, name="l_wbeats")  # beats of a slab's weight tile
+        rb = self.hw.streams.slab_row_beats
         with m.FSM(name="mm_request"):
             with m.State("IDLE"):
                 with m.If(self.go):
-                    m.d.sync += [r_col0.eq(0), r_par.eq(0), wslab.eq(ins.a0 + self.step)]
+                    m.d.sync += [r_col0.eq(0), r_par.eq(0), wslab.eq(ins.a0 + self.step),
+                                 self.qbase.eq(ins.a2 + Mux(self.cmb, 0, self.step)),
+                                 self.wbeats.eq(self.kk * rb)]  # fmt: skip
                     with m.If(gelu):  # mode was registered at the job's start
                         m.next = "Q2"
                     with m.Else():
@@ -225,48 +235,49 @@ class MatmulEngine(Elaboratable):
             self._consume(m, c_col0, c_par)
 
     def _requests(self, m: Module, col0, par, wslab) -> None:
-        """The requester's states after GO (see :meth:`_loader`)."""
+        """The requester's states after GO (see :meth:`_loader`): NEXT registers the slab's
+        columns, PREP its two constant requests, so each request the DRAM port sees comes
+        from registers."""
         ins, d, C = self.ins, self.dram, self.w.cols
         wide = self.hw.streams.bias_word_bits == 64
-        n = Signal(16, name="r_n")
-        m.d.comb += n.eq(self._ncols(col0))
+        n = Signal(16, name="r_n")  # the slab's columns, registered in NEXT
         no_bias, no_q = self._absent()
-        qaddr = ins.a2 + Mux(self.combine, 0, self.step)
+        reqs = {k: [Signal(32, name=f"r_{k}_{f}") for f in ("addr", "beats", "skip", "words")]
+                for k in ("bias", "rq")}  # fmt: skip
         with m.State("Q2"):
             m.d.comb += d.active.eq(1)
             d.request(m, *word_span(self.hw, ins.a3, 0, 1), 1)
             with m.If(d.req_ready):
                 m.next = "NEXT"
         with m.State("NEXT"):
+            m.d.sync += n.eq(self._ncols(col0))
             with m.If(col0 >= self._out()):
                 m.next = "IDLE"
             with m.Elif(~self.bank_full[par] & ~self.bank_asked[par]):
                 m.d.sync += self.bank_asked[par].eq(1)
-                m.next = "BIAS"
-        with m.State("BIAS"):
-            m.d.comb += d.active.eq(1)
-            with m.If(no_bias):
-                m.next = "RQ"
-            with m.Else():
-                first, cnt = (col0 * 2, n * 2) if wide else (col0, n)
-                self._const_request(m, ins.a1, first, cnt)
-                with m.If(d.req_ready):
-                    m.next = "RQ"
-        with m.State("RQ"):
-            m.d.comb += d.active.eq(1)
-            with m.If(no_q):
-                m.next = "WEIGHTS"
-            with m.Else():
-                self._const_request(m, qaddr, col0, n)
-                with m.If(d.req_ready):
-                    m.next = "WEIGHTS"
+                m.next = "PREP"
+        with m.State("PREP"):
+            first, cnt = (col0 * 2, n * 2) if wide else (col0, n)
+            for k, fields in (("bias", self._const_span(ins.a1, first, cnt)),
+                              ("rq", self._const_span(self.qbase, col0, n))):  # fmt: skip
+                m.d.sync += [r.eq(v) for r, v in zip(reqs[k], fields, strict=True)]
+            m.next = "BIAS"
+        for state, k, absent, then in (("BIAS", "bias", no_bias, "RQ"),
+                                       ("RQ", "rq", no_q, "WEIGHTS")):  # fmt: skip
+            with m.State(state):
+                m.d.comb += d.active.eq(1)
+                with m.If(absent):
+                    m.next = then
+                with m.Else():
+                    d.request(m, *reqs[k])
+                    with m.If(d.req_ready):
+                        m.next = then
         with m.State("WEIGHTS"):
             m.d.comb += d.active.eq(1)
-            rb = self.hw.streams.slab_row_beats
-            with m.If(~self.combine):
-                d.request(m, wslab, self.kk * rb)
-            with m.If(self.combine | d.req_ready):
-                m.d.sync += [wslab.eq(wslab + self.kk * rb), par.eq(~par), col0.eq(col0 + C)]
+            with m.If(~self.cmb):
+                d.request(m, wslab, self.wbeats)
+            with m.If(self.cmb | d.req_ready):
+                m.d.sync += [wslab.eq(wslab + self.wbeats), par.eq(~par), col0.eq(col0 + C)]
                 m.next = "NEXT"
 
     def _const_beats(self) -> bool:
@@ -275,26 +286,25 @@ class MatmulEngine(Elaboratable):
         wpb = self.hw.streams.words_per_beat
         return wpb > 1 and self.w.cols % wpb == 0
 
-    def _const_request(self, m: Module, base, first, cnt) -> None:
-        """``cnt`` constant words from word ``first`` of the segment at beat ``base``."""
+    def _const_span(self, base, first, cnt) -> tuple:
+        """``(addr, beats, skip, words)`` of ``cnt`` constant words from word ``first`` of
+        the segment at beat ``base`` (whole beats: ``words`` = 0, see :meth:`_const_beats`)."""
         if self._const_beats():
             sh = self.hw.streams.words_per_beat.bit_length() - 1
-            self.dram.request(m, base + (first >> sh), (cnt + (1 << sh) - 1) >> sh)
-        else:
-            self.dram.request(m, *word_span(self.hw, base, first, cnt), cnt)
+            return base + (first >> sh), (cnt + (1 << sh) - 1) >> sh, 0, 0
+        return (*word_span(self.hw, base, first, cnt), cnt)
 
     def _absent(self):
         """``(no_bias, no_q)``: the job reads no biases / no requantization words."""
         ins = self.ins
-        return self.combine | (ins.a1 == NONE), ~self.combine & (ins.a2 == NONE)
+        return self.cmb | (ins.a1 == NONE), ~self.cmb & (ins.a2 == NONE)
 
     def _consume(self, m: Module, col0, par) -> None:
         """The consumer's states after GO: the answers in request order into bank ``par``
         (constants the job has none of are zero)."""
         d, C = self.dram, self.w.cols
         wide = self.hw.streams.bias_word_bits == 64
-        n = Signal(16, name="c_n")
-        m.d.comb += n.eq(self._ncols(col0))
+        n = Signal(16, name="c_n")  # the slab's columns, registered in NEXT
         idx = Signal(16, name="l_idx")
         no_bias, no_q = self._absent()
         bias, rm, rs = (Array(x) for x in (self.bias, self.rm, self.rs))
@@ -307,7 +317,7 @@ class MatmulEngine(Elaboratable):
                 m.d.sync += [self.m2.eq(mm), self.s2.eq(ss)]
                 m.next = "NEXT"
         with m.State("NEXT"):
-            m.d.sync += [idx.eq(0), k.eq(0), beat_i.eq(0)]
+            m.d.sync += [idx.eq(0), k.eq(0), beat_i.eq(0), n.eq(self._ncols(col0))]
             with m.If(col0 >= self._out()):
                 m.next = "IDLE"
             with m.Elif(self.bank_asked[par]):
@@ -331,7 +341,7 @@ class MatmulEngine(Elaboratable):
                     self._bias_beat(m, bias[par], idx, d.beat, wide)
                 else:
                     self._bias_word(m, bias[par], idx, d.word, wide)
-                with m.If(idx == total - 1):
+                with m.If(idx + 1 == total):
                     m.d.sync += idx.eq(0)
                     m.next = "RQ"
         with m.State("RQ"):
@@ -352,7 +362,7 @@ class MatmulEngine(Elaboratable):
                 else:
                     mm, ss = requant_fields(d.word)
                     m.d.sync += [rm[par][idx].eq(mm), rs[par][idx].eq(ss)]
-                with m.If(idx == total - 1):
+                with m.If(idx + 1 == total):
                     m.d.sync += idx.eq(0)
                     m.next = "WEIGHTS"
         self._weight_states(m, col0, par, k, beat_i)
@@ -387,10 +397,10 @@ class MatmulEngine(Elaboratable):
         held = Signal(max(1, (rb - 1) * per * wb))
         wp = self.wmem.write_port()
         with m.State("WEIGHTS"):
-            m.d.comb += [d.active.eq(1), d.beat_ready.eq(~self.combine)]
+            m.d.comb += [d.active.eq(1), d.beat_ready.eq(~self.cmb)]
             lanes = d.beat[: per * wb]
             addr = Mux(par, a.max_k, 0) + k
-            with m.If(self.combine):
+            with m.If(self.cmb):
                 self._slab_loaded(m, col0, par)
             with m.Elif(d.beat_valid):
                 if rb > 1:
@@ -404,7 +414,7 @@ class MatmulEngine(Elaboratable):
                 else:
                     m.d.comb += [wp.en.eq(1), wp.addr.eq(addr), wp.data.eq(lanes[: C * wb])]
                     m.d.sync += k.eq(k + 1)
-                last_row = (k == self.kk - 1) & ((beat_i == rb - 1) if rb > 1 else 1)
+                last_row = (k + 1 == self.kk) & ((beat_i == rb - 1) if rb > 1 else 1)
                 with m.If(last_row):
                     self._slab_loaded(m, col0, par)
 
@@ -463,13 +473,13 @@ class MatmulEngine(Elaboratable):
         src = Mux((ins.flags & Flag.GATHER) != 0, token, i)
         dst = Mux((ins.flags & Flag.SCATTER) != 0, token, i + ins.row0)
         wb, side = Signal(wb_entry_layout()), Signal(side_entry_layout(self.hw))
-        m.d.comb += [wb.valid.eq(valid), wb.dst.eq(Mux(self.combine, i, dst)), wb.cword.eq(cword),
+        m.d.comb += [wb.valid.eq(valid), wb.dst.eq(Mux(self.cmb, i, dst)), wb.cword.eq(cword),
                      wb.coff.eq(coff), wb.ncols.eq(ncols), side.dst.eq(wb.dst),
                      side.slot.eq(qd.slot), side.cword.eq(cword), side.coff.eq(coff)]  # fmt: skip
         base, ok = Array(self.src_base)[tpar], Array(self.src_ok)[tpar]
         bank = row_words(self.hw, Buf.PIXELS) * self.hw.arith.patches
         offset = Mux((ins.src == Buf.PIXELS) & self.pix_bank, bank, 0)
-        m.d.sync += [base[r].eq(src * wpr_src + offset), ok[r].eq(valid & ~self.combine)]
+        m.d.sync += [base[r].eq(src * wpr_src + offset), ok[r].eq(valid & ~self.cmb)]
         m.d.comb += [
             self.wbq.w_stream.valid.eq(1),
             self.wbq.w_stream.payload.eq(wb.as_value()),
@@ -558,8 +568,15 @@ class MatmulEngine(Elaboratable):
         first, last = Signal(), Signal()
         can = go & (left != 0)
         step = adv & can
-        k_next = Signal(16, name="k_next")  # columns sent after this cycle
-        m.d.comb += k_next.eq(k + step)
+        # after this cycle: columns sent k + step, the block has more (k_next < kk) and their
+        # next word's columns: both cases formed from the registers, ``step`` picks (its
+        # ready path meets one multiplexer, not an adder and a compare)
+        more, cols = Signal(name="k_more"), Signal(range(L + 1), name="k_cols")
+        rest0, rest1 = self.kk - k, (self.kk + ~k)[:16]  # kk - k, kk - k - 1
+        m.d.comb += [
+            more.eq(Mux(step, k + 1 < self.kk, k < self.kk)),
+            cols.eq(Mux(step, Mux(rest1 < L, rest1, L), Mux(rest0 < L, rest0, L))),
+        ]
         with m.If(adv):
             m.d.sync += ov.eq(can)
         m.d.comb += [wr.addr.eq(Mux(bpar, a.max_k, 0) + k), wr.en.eq(step)]
@@ -573,9 +590,8 @@ class MatmulEngine(Elaboratable):
                 last.eq(k == self.kk - 1),
             ]
         empty = (left == 0) | ((left == 1) & step)  # the shift tile is free after this cycle
-        with m.If(go & empty & f_full & (f_tab == tpar) & (k_next < self.kk)):
-            rest = self.kk - k_next
-            m.d.sync += [left.eq(Mux(rest < L, rest, L)), f_full.eq(0), fr.eq(0)]
+        with m.If(go & empty & f_full & (f_tab == tpar) & more):
+            m.d.sync += [left.eq(cols), f_full.eq(0), fr.eq(0)]
             m.d.sync += [shift[r].eq(fill[r]) for r in range(R)]
             with m.If((fj + 1) * L >= self.kk):  # the block's last word: on to the next block
                 m.d.sync += [fj.eq(0), f_tab.eq(~f_tab)]
@@ -586,7 +602,7 @@ class MatmulEngine(Elaboratable):
         wb = a.weight_bits
         m.d.comb += [ops.payload.x[r].eq(xs[r]) for r in range(R)]
         m.d.comb += [
-            ops.payload.w[c].eq(Mux(self.combine, 0, wr.data[c * wb : (c + 1) * wb].as_signed()))
+            ops.payload.w[c].eq(Mux(self.cmb, 0, wr.data[c * wb : (c + 1) * wb].as_signed()))
             for c in range(C)
         ]
         m.d.comb += [ops.payload.first.eq(first), ops.payload.last.eq(last)]
@@ -672,7 +688,7 @@ class MatmulEngine(Elaboratable):
         p = side.payload
         m.d.comb += [p.res[c].eq(res[c]) for c in range(self.w.cols)]
         m.d.comb += [p.part[c].eq(part[c]) for c in range(self.w.cols)]
-        m.d.comb += p.gw.eq(Mux(self.combine, 0, gwp.data))
+        m.d.comb += p.gw.eq(Mux(self.cmb, 0, gwp.data))
 
     def _writeback(self, m: Module) -> None:
         C, L = self.w.cols, self.L
@@ -681,7 +697,7 @@ class MatmulEngine(Elaboratable):
         e = wb_entry_layout()(q.payload)
         valid, dst, cword, coff, ncols = e.valid, e.dst, e.cword, e.coff, e.ncols
         dst_buf = Signal(Buf)
-        m.d.comb += dst_buf.eq(Mux(self.combine, Buf.RESIDUAL, self.ins.dst))
+        m.d.comb += dst_buf.eq(Mux(self.cmb, Buf.RESIDUAL, self.ins.dst))
         wpr = per_buf(m, dst_buf, {b: row_words(self.hw, b) for b in MM_DST}, 16, "wpr_dst")
         wb = self.wb
         fire = out.valid & q.valid
