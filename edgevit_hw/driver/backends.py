@@ -22,7 +22,7 @@ from edgevit_hw.core.golden import golden_forward
 from edgevit_hw.core.qmodel import QuantModel
 from edgevit_hw.driver.errors import DeviceTimeout, DriverError, MalformedFrame
 from edgevit_hw.driver.frames import Beats, Frame
-from edgevit_hw.program.streams import Received, frame_beats, receive, unpatchify
+from edgevit_hw.program.streams import Received, frame_beats, pixel_beats, receive, unpatchify
 
 
 @dataclass
@@ -55,7 +55,7 @@ def check_frame(item: Frame | Beats, hw: HwParams) -> tuple[Received, MalformedF
     rec = receive(beats_of(item, hw), hw)
     if rec.patches is not None:
         return rec, None
-    want = hw.arith.patches * hw.arith.patch_dim // hw.streams.pixels_per_beat
+    want = pixel_beats(hw)
     kind = "short" if rec.short else "long"
     return rec, MalformedFrame(f"frame {item.name}: {kind} frame of {rec.consumed} pixel"
                                f" beats (expected {want}); dropped")  # fmt: skip

@@ -51,6 +51,7 @@ from edgevit_hw.core.derive import HwParams
 from edgevit_hw.program import isa
 from edgevit_hw.program.compiler import Program
 from edgevit_hw.program.isa import Flag, Op
+from edgevit_hw.program.streams import out_beats, pixel_beats
 
 FILL = 6  # per job: MAC array pipeline (input, product, accumulator) + 3 epilogue stages
 # added for logic depth (rtl/epilogue.py STAGES = 11, was 8)
@@ -187,16 +188,6 @@ class _Model:
             return InsnCost(label, "attention", 2 * p + n + fixed + p * (a.act_bits + 4), 0, 0, 1)
         unit, cycles, beats = simple[insn.OP]
         return InsnCost(label, unit, cycles, 0, 0, beats)
-
-
-def pixel_beats(hw: HwParams) -> int:
-    """s_axis beats of one frame (one a cycle)."""
-    return hw.arith.patches * hw.arith.patch_dim // hw.streams.pixels_per_beat
-
-
-def out_beats(hw: HwParams) -> int:
-    """m_axis beats of one frame's output tokens (one a cycle)."""
-    return hw.arith.tokens * hw.arith.embed_dim // hw.streams.tokens_per_beat
 
 
 def estimate(program: Program, queue_counts: list[list[int]] | None = None) -> PerfReport:

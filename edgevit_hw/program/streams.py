@@ -15,6 +15,16 @@ from edgevit_hw.core.golden import patchify
 from edgevit_hw.core.spec import Spec
 
 
+def pixel_beats(hw: HwParams) -> int:
+    """s_axis beats of one frame."""
+    return hw.arith.patches * hw.arith.patch_dim // hw.streams.pixels_per_beat
+
+
+def out_beats(hw: HwParams) -> int:
+    """m_axis beats of one frame's output tokens."""
+    return hw.arith.tokens * hw.arith.embed_dim // hw.streams.tokens_per_beat
+
+
 def frame_beats(pixels: np.ndarray, hw: HwParams) -> np.ndarray:
     """One frame [C, H, W] uint8 as uint8 beats [beats, pixels_per_beat + 1]: the beat's
     pixels (lane order), then tlast."""
@@ -53,8 +63,7 @@ def receive(beats: np.ndarray, hw: HwParams) -> Received:
     """The hardware's frame check: beats through the first ``tlast`` form one frame; fewer
     than the frame's beats is a short frame, more (no ``tlast`` on the last beat) a long one,
     and either is dropped whole. A stream that ends without ``tlast`` is a short frame."""
-    a, per = hw.arith, hw.streams.pixels_per_beat
-    want = a.patches * a.patch_dim // per
+    a, per, want = hw.arith, hw.streams.pixels_per_beat, pixel_beats(hw)
     beats = np.asarray(beats, np.uint8).reshape(-1, per + 1)
     ends = np.flatnonzero(beats[:, per])
     n = int(ends[0]) + 1 if len(ends) else len(beats)
