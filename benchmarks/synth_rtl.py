@@ -37,10 +37,16 @@ GROUPS = {
 }
 
 
-def run_yosys(vfile: Path, top: str, log: Path) -> str:
+FLOW = "synth_xilinx -family xcup -flatten"
+# ``--nowidelut``: abc maps to LUT1-6 only. By default it may build 7- and 8-input "LUTs"
+# (and Yosys 9-input ones) from LUT6 + MUXF7/8/9, each a level in logic_levels (as in
+# Vivado's count), but one level in abc's own depth model, so abc stacks them even on loops.
+WIDE_OFF = " -nowidelut"
+
+
+def run_yosys(vfile: Path, top: str, log: Path, flow: str = FLOW) -> str:
     script = (
-        f"read_verilog {vfile}; synth_xilinx -family xcup -flatten -top {top}; "
-        "tee -o {stat} stat; write_json {js}"
+        f"read_verilog {vfile}; {flow} -top {top}; tee -o {{stat}} stat; write_json {{js}}"
     ).format(stat=log.with_suffix(".stat"), js=log.with_suffix(".json"))
     with open(log, "w") as fh:
         subprocess.run(["yosys", "-q", "-p", script], stdout=fh, stderr=subprocess.STDOUT,
@@ -94,7 +100,7 @@ def logic_levels(netlist: Path, top: str) -> int:
     return max((level(i) for i in range(len(comb))), default=0)
 
 
-def synth_unit(unit: str, hw, out: Path, reuse: bool = False) -> dict:
+def synth_unit(unit: str, hw, out: Path, reuse: bool = False, flow: str = FLOW) -> dict:
     """Synthesize one unit (or, with ``reuse``, re-read a finished run's stat and netlist)."""
     t0 = time.time()
     log = out / f"{unit}.log"
@@ -102,7 +108,7 @@ def synth_unit(unit: str, hw, out: Path, reuse: bool = False) -> dict:
         stat = log.with_suffix(".stat").read_text()
     else:
         vfile = write_files(out, verilog_files(hw, [unit]))[0]
-        stat = run_yosys(vfile, top_name(unit), log)
+        stat = run_yosys(vfile, top_name(unit), log, flow)
     res = parse_stat(stat)
     res["levels"] = logic_levels(log.with_suffix(".json"), top_name(unit))
     res["seconds"] = round(time.time() - t0, 1)
@@ -110,8 +116,8 @@ def synth_unit(unit: str, hw, out: Path, reuse: bool = False) -> dict:
     return res
 
 
-def table(config: str, results: dict[str, dict]) -> Table:
-    t = Table(title=f"Yosys synth_xilinx -family xcup estimate, hardware of {config}")
+def table(config: str, results: dict[str, dict], flow: str = FLOW) -> Table:
+    t = Table(title=f"Yosys {flow} estimate, hardware of {config}")
     for col in ("unit", "LUT", "FF", "DSP48E2", "BRAM", "LUTRAM", "CARRY", "levels", "s"):
         t.add_column(col, justify="left" if col == "unit" else "right", no_wrap=True)
     for unit, r in results.items():
@@ -126,17 +132,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--unit", action="append")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--reuse", action="store_true", help="re-read finished yosys runs")
-    ap.add_argument("--out", help="output folder (default build/synth/<config>)")
+    ap.add_argument("--out", help="output folder (default build/synth/<config>[-nowidelut])")
+    ap.add_argument("--nowidelut", action="store_true", help="LUT1-6 only: no MUXF7-9")
     args = ap.parse_args(argv)
     hw = derive(load_spec(args.config))
-    out = Path(args.out) if args.out else Path("build") / "synth" / args.config
+    flow = FLOW + WIDE_OFF * args.nowidelut
+    name = args.config + "-nowidelut" * args.nowidelut
+    out = Path(args.out) if args.out else Path("build") / "synth" / name
     out.mkdir(parents=True, exist_ok=True)
     units = args.unit or list(UNITS())
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = pool.map(lambda u: synth_unit(u, hw, out, args.reuse), units)
+        results = pool.map(lambda u: synth_unit(u, hw, out, args.reuse, flow), units)
         done = dict(zip(units, results, strict=True))
     (out / "summary.json").write_text(json.dumps(done, indent=2))
-    Console().print(table(args.config, done))
+    Console().print(table(args.config, done, flow))
     print(f"one multiplier (one MAC of the array) per DSP48E2; logs in {out}")
 
 

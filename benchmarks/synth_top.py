@@ -31,31 +31,40 @@ from edgevit_hw.rtl.export import top_name, unit_verilog
 from edgevit_hw.rtl.vivado import BOARDS
 from rich.console import Console
 from rich.table import Table
-from synth_rtl import COMB
+from synth_rtl import COMB, WIDE_OFF
 
 from edgevit_hw.core.derive import derive
 from edgevit_hw.core.spec import load_spec
 from edgevit_hw.flow import write_files
 
 FLOW = "synth_xilinx -family xcup -flatten"
+# the same flow module by module: each of the top's submodules is mapped on its own (no
+# constant or logic crosses a module port), which keeps Yosys 0.23's repeated opt passes
+# on module-sized netlists; m3vit's flat run had not finished mapping after 2 h 40 min
+HIER_FLOW = "synth_xilinx -family xcup"
 # LUT6 sites of each LUT-based cell besides LUT1-6 (UltraScale+ CLB; SRLs are one LUT each)
 LUT_SITES = {"RAM32X1D": 2, "RAM32X1S": 1, "RAM64X1D": 2, "RAM64X1S": 1, "RAM128X1D": 4,
              "RAM128X1S": 2, "RAM256X1S": 4, "RAM32M": 4, "RAM32M16": 8, "RAM64M": 4,
              "RAM64M8": 8, "SRL16E": 1, "SRLC32E": 1}  # fmt: skip
 
 
-def run_yosys(vfile: Path, top: str, out: Path) -> None:
+def run_yosys(vfile: Path, top: str, out: Path, flow: str = FLOW) -> None:
     """Synthesize into ``out``: ``stat.txt``, ``netlist.json`` and ``yosys.log``."""
-    script = (f"read_verilog {vfile}; {FLOW} -top {top}; "
-              f"tee -o {out / 'stat.txt'} stat; write_json {out / 'netlist.json'}")  # fmt: skip
+    stat, js = out / "stat.txt", out / "netlist.json"
+    script = (
+        f"read_verilog {vfile}; {flow} -top {top}; tee -o {stat} stat -top {top}; write_json {js}"
+    )
     cmd = ["yosys", "-q", "-l", str(out / "yosys.log"), "-p", script]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
 def cell_counts(stat: str) -> dict[str, int]:
-    """``{cell type: count}`` from the top's ``stat`` (the last listing: the flat design)."""
+    """``{cell type: count}`` from the top's ``stat``: the flat design's listing, or the
+    totals under "design hierarchy" when modules were kept."""
+    stat = stat.split("=== design hierarchy ===")[-1]
+    stat = stat.split("Number of cells:", 1)[-1] if "Number of cells:" in stat else stat
     return {k: int(v) for k, v in re.findall(r"^\s+(\S+)\s+(\d+)\s*$", stat, flags=re.M)
-            if not k.startswith("$")}  # fmt: skip
+            if not k.startswith("$") and not k.startswith("\\") and "." not in k}  # fmt: skip
 
 
 def resources(cells: dict[str, int]) -> dict[str, float]:
@@ -148,24 +157,45 @@ def _bits(cell: dict, direction: str) -> list[int]:
 
 
 def deepest_path(netlist: Path, top: str) -> dict:
-    module = json.loads(netlist.read_text())["modules"][top]
-    net = Netlist(module)
-    path = net.deepest()
-    return net.describe(path) if path else {"levels": 0}
+    """The deepest path of the flat top, or with modules kept, the deepest of any module's
+    (a submodule instance bounds a path like a flip-flop: paths are not joined across ports;
+    names are prefixed with the module's)."""
+    modules = json.loads(netlist.read_text())["modules"]
+    best: dict = {"levels": 0}
+    for name, module in modules.items():
+        if "blackbox" in module.get("attributes", {}):  # the cell library
+            continue
+        net = Netlist(module)
+        path = net.deepest()
+        if len(path) > best["levels"]:
+            best = net.describe(path)
+            if name != top:
+                prefix = name.removeprefix(f"{top}.") + "."
+                for k in ("start", "through", "end", "captured_by"):
+                    best[k] = [prefix + n for n in best[k]]
+    return best
 
 
-def synth_top(config: str, out: Path, reuse: bool = False) -> dict:
+def synth_top(
+    config: str, out: Path, reuse: bool = False, hierarchical: bool = False, nowidelut: bool = False
+) -> dict:
     hw = derive(load_spec(config))
     out.mkdir(parents=True, exist_ok=True)
+    flow = (HIER_FLOW if hierarchical else FLOW) + WIDE_OFF * nowidelut
     top = top_name("top")
     if not (reuse and (out / "stat.txt").exists() and (out / "netlist.json").exists()):
         t0 = time.time()
         vfile = write_files(out, {f"{top}.v": unit_verilog("top", hw)})[0]
-        run_yosys(vfile, top, out)
+        run_yosys(vfile, top, out, flow)
         (out / "seconds.txt").write_text(f"{time.time() - t0:.1f}\n")
     stat = (out / "stat.txt").read_text()
     seconds = float((out / "seconds.txt").read_text())
-    res = {"config": config, "board": hw.board, "flow": FLOW, "seconds": seconds}
+    res = {
+        "config": config,
+        "board": hw.board,
+        "flow": flow,
+        "seconds": seconds,
+    }
     res.update(resources(cell_counts(stat)))
     res["path"] = deepest_path(out / "netlist.json", top)
     (out / "summary.json").write_text(json.dumps(res, indent=2))
@@ -206,9 +236,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", default="m3vit")
     ap.add_argument("--out", help="output folder (default build/synth/top-<config>)")
     ap.add_argument("--reuse", action="store_true", help="re-read a finished yosys run")
+    ap.add_argument(
+        "--hierarchical",
+        action="store_true",
+        help="map module by module (no -flatten): fast enough for m3vit",
+    )
+    ap.add_argument("--nowidelut", action="store_true",
+                    help="LUT1-6 only: no MUXF7-9 (see synth_rtl.WIDE_OFF)")  # fmt: skip
     args = ap.parse_args(argv)
-    out = Path(args.out or f"build/synth/top-{args.config}")
-    res = synth_top(args.config, out, args.reuse)
+    suffix = "-hier" * args.hierarchical + "-nowidelut" * args.nowidelut
+    out = Path(args.out or f"build/synth/top-{args.config}{suffix}")
+    res = synth_top(args.config, out, args.reuse, args.hierarchical, args.nowidelut)
     Console().print(table(res))
     print("\n".join(path_lines(res["path"])))
     print(f"export + yosys took {res['seconds']:.0f} s; netlist, stat and log in {out}")

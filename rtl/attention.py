@@ -22,8 +22,10 @@ every two levels, ``* logit_m``, the requantization in two halves by
 DRAIN: one sequential saturating divider array (3 + b cycles per row, one lane per output
 element) emits the P output rows in order (``out`` stream, one row per beat).
 Cycles per block of P rows: ``2P + N + logit_stages(DH) + 7 + P*(b + 4)`` (for DH = 32 or 64:
-``2P + N + 14 + P*(b + 4)``). Synthesis measure (benchmarks/synth_rtl.py): at most 12 logic
-levels between registers, the running-max and state-update loops included.
+``2P + N + 14 + P*(b + 4)``). Synthesis measure (benchmarks/synth_rtl.py) at m3vit widths:
+13 logic levels, the state-update loop of ``l`` (the shift by ``d`` mapped as two wide LUTs,
+LUT + MUXF7/8/9 each, then the carry-select add); 12 with ``--nowidelut`` (LUT6 at most):
+the divider's step, no path deeper.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from edgevit_hw.rtl.divider import DivRound
-from edgevit_hw.rtl.hwmath import above_mask, reg, requant_finish, requant_parts, sreg
+from edgevit_hw.rtl.hwmath import above_mask, csel_add, reg, requant_finish, requant_parts, sreg
 from edgevit_hw.rtl.layouts import SHIFT_BITS, attn_kv_layout, attn_out_layout, attn_q_layout
 
 from edgevit_hw.core import arithmetic as A
@@ -165,9 +167,10 @@ def online_softmax_step(m: Module, a, ctl: tuple, t, v_late: list, name: str, v_
     # stage 6: state update (first key: state = its contribution)
     ell = Signal(unsigned(a.softmax_sum_bits), name=f"{name}_l")
     acc = [Signal(signed(a.softmax_acc_bits), name=f"{name}_acc{i}") for i in range(len(pv))]
-    with m.If(v5):
-        m.d.sync += ell.eq(Mux(f5, 0, shr4(ell, d5)) + p5)
-        m.d.sync += [acc[i].eq(Mux(f5, 0, shr4(acc[i], d5)) + pv[i]) for i in range(len(pv))]
+    with m.If(v5):  # the adds carry-select: this loop is the shift and one add
+        m.d.sync += ell.eq(csel_add(Mux(f5, 0, shr4(ell, d5)), p5, len(ell)))
+        m.d.sync += [acc[i].eq(csel_add(Mux(f5, 0, shr4(acc[i], d5)), pv[i], len(acc[i])))
+                     for i in range(len(pv))]  # fmt: skip
     return {"l": ell, "acc": acc, "upd_last": v5 & l5}
 
 

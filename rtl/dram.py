@@ -14,7 +14,8 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Elaboratable, Module, Mux, ResetInserter, Signal
 from amaranth.lib.data import StructLayout
 from amaranth.lib.fifo import SyncFIFOBuffered
-from edgevit_hw.rtl.skid import SkidBuffer
+from edgevit_hw.rtl.axi_read import read_data_layout
+from edgevit_hw.rtl.skid import ReadyCut, SkidBuffer
 
 from edgevit_hw.core.derive import HwParams
 from edgevit_hw.program.image import RQ_SHIFT
@@ -71,7 +72,9 @@ class DramWords(Elaboratable):
     through a skid buffer: one cycle, and ``req_ready`` is a register's) and
     routes its ``data`` back: each accepted request leaves a tag (client, word mode, skip,
     words) in an in-order queue, and the beats of the request at its head go to that client
-    (the read master answers requests in order; ``last`` ends each one). Several clients may
+    (the read master answers requests in order; ``last`` ends each one). The beats pass a
+    :class:`rtl.skid.ReadyCut` (no added latency): the read master's ``data.ready`` is a
+    register, so no client's ready logic reaches its FIFO and credit counters. Several clients may
     have requests in flight (the sequencer prefetches the next instruction while an engine
     reads its operands). ``flush`` drops every tag (the read master discards the beats).
 
@@ -89,8 +92,14 @@ class DramWords(Elaboratable):
         idb = max(1, (n - 1).bit_length())
         fifo = SyncFIFOBuffered(width=idb + 1 + 8 + 32, depth=self.TAGS)
         m.submodules.tags = tags = ResetInserter(self.flush)(fifo)
+        m.submodules.cut = cut = ResetInserter(self.flush)(ReadyCut(read_data_layout(self.hw)))
+        m.d.comb += [
+            cut.i.valid.eq(self.data.valid),
+            cut.i.payload.eq(self.data.payload),
+            self.data.ready.eq(cut.i.ready),
+        ]
         self._requests(m, tags, idb)
-        self._route(m, tags, idb)
+        self._route(m, tags, idb, cut.o)
         return m
 
     def _requests(self, m: Module, tags, idb: int) -> None:
@@ -126,7 +135,7 @@ class DramWords(Elaboratable):
             tags.w_stream.payload.eq(Cat(q.who, q.wmode, q.skip, q.words)),
         ]
 
-    def _route(self, m: Module, tags, idb: int) -> None:
+    def _route(self, m: Module, tags, idb: int, data) -> None:
         wpb = self.hw.streams.words_per_beat
         head = tags.r_stream
         who, wmode = head.payload[:idb], head.payload[idb]
@@ -146,8 +155,8 @@ class DramWords(Elaboratable):
         raw_ready, word_ready = Signal(), Signal()
         for i, c in enumerate(self.clients):
             mine = loaded & (who == i)
-            m.d.comb += [c.beat.eq(self.data.payload.data), c.word.eq(word)]
-            m.d.comb += c.beat_valid.eq(mine & ~wmode & self.data.valid)
+            m.d.comb += [c.beat.eq(data.payload.data), c.word.eq(word)]
+            m.d.comb += c.beat_valid.eq(mine & ~wmode & data.valid)
             m.d.comb += c.word_valid.eq(mine & wmode & have & (skip == 0) & ~spent)
             with m.If(mine):
                 m.d.comb += [raw_ready.eq(c.beat_ready), word_ready.eq(c.word_ready)]
@@ -157,10 +166,10 @@ class DramWords(Elaboratable):
         # word mode: the next beat of the same request loads in the cycle of the last word
         free = ~have | ((lane == wpb - 1) & adv & ~cur_last)
         ready = loaded & Mux(wmode, free, raw_ready)
-        take = ready & self.data.valid
-        m.d.comb += self.data.ready.eq(ready)
+        take = ready & data.valid
+        m.d.comb += data.ready.eq(ready)
         pop = Signal()
-        with m.If(take & ~wmode & self.data.payload.last):
+        with m.If(take & ~wmode & data.payload.last):
             m.d.comb += pop.eq(1)
         with m.If(adv):
             with m.If(skip != 0):
@@ -172,8 +181,8 @@ class DramWords(Elaboratable):
                 m.d.sync += have.eq(0)
                 m.d.comb += pop.eq(cur_last)
         with m.If(take & wmode):
-            m.d.sync += [cur.eq(self.data.payload.data), have.eq(1), lane.eq(0),
-                         cur_last.eq(self.data.payload.last)]  # fmt: skip
+            m.d.sync += [cur.eq(data.payload.data), have.eq(1), lane.eq(0),
+                         cur_last.eq(data.payload.last)]  # fmt: skip
         m.d.comb += head.ready.eq(pop)
         with m.If(pop):
             m.d.sync += loaded.eq(0)

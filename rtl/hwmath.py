@@ -81,6 +81,19 @@ def ext(v: Value, bits: int) -> Value:
     return Cat(v, pad.replicate(bits - len(v))) if bits > len(v) else v[:bits]
 
 
+def csel_add(a: Value, b: Value, width: int) -> Value:
+    """``(a + b) mod 2^width`` (``a``, ``b`` sign- or zero-extended per their shapes), as raw
+    bits, by a carry-select adder: the high half's sums with carry-in 0 and 1 form beside the
+    low half, whose carry picks one (half the carry chain's levels and one multiplexer), for
+    loops whose update is a shift and an add."""
+    a, b = ext(a, width), ext(b, width)
+    lw = (width + 1) // 2
+    lo = a[:lw] + b[:lw]
+    hi0 = a[lw:] + b[lw:]
+    hi1 = Cat(Const(1, 1), a[lw:]) + Cat(Const(1, 1), b[lw:])  # 2 (a + b + 1)
+    return Cat(lo[:lw], Mux(lo[lw], hi1[1 : width - lw + 1], hi0[: width - lw]))
+
+
 def select_bits(m: Module, v: Value, amount: Value, width: int, name: str) -> Signal:
     """``(v >> amount)[:width]`` (``v`` sign- or zero-extended as needed) as one multiplexer
     per output bit over every value of ``amount`` (a few LUT levels, where a binary shifter

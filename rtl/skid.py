@@ -1,14 +1,20 @@
-"""Skid buffer: a registered stream stage that also registers ``ready``.
+"""Stream stages that register ``ready``.
 
-Members: ``i`` (sink), ``o`` (source), both ``stream.Signature(layout)``. Beats leave in order,
-none lost or duplicated; one beat per cycle when ``o`` is not stalled; latency 1 cycle. The
-upstream ``i.ready`` is a flip-flop output, which cuts the combinational ready path of a
-pipeline with a global stall (e.g. the compute unit's epilogue) from the consumer.
+Both have members ``i`` (sink) and ``o`` (source), ``stream.Signature(layout)``; beats leave in
+order, none lost or duplicated, and the upstream ``i.ready`` is a flip-flop output, which cuts
+a combinational ready path (a pipeline's global stall, a consumer's deep ready logic) from the
+producer.
+
+- :class:`SkidBuffer`: payload and valid registered too (latency 1 cycle); one beat per cycle
+  when ``o`` is not stalled.
+- :class:`ReadyCut`: payload and valid pass through (latency 0); a beat offered while ``o``
+  stalls is kept in a spare register, and ``i`` pauses the next cycle. One beat per cycle when
+  ``o`` is not stalled; each stall costs one cycle more (the spare drains before ``i`` opens).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -35,5 +41,26 @@ class SkidBuffer(wiring.Component):
             with m.Else():
                 m.d.sync += [out.eq(self.i.payload), out_valid.eq(self.i.valid)]
         with m.Elif(self.i.valid & ~spare_valid):
+            m.d.sync += [spare.eq(self.i.payload), spare_valid.eq(1)]
+        return m
+
+
+class ReadyCut(wiring.Component):
+    def __init__(self, layout):
+        self._layout = layout
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        spare = Signal(self._layout, name="spare")
+        spare_valid = Signal()
+        m.d.comb += [
+            self.i.ready.eq(~spare_valid),
+            self.o.valid.eq(spare_valid | self.i.valid),
+            self.o.payload.eq(Mux(spare_valid, spare, self.i.payload)),
+        ]
+        with m.If(spare_valid):
+            m.d.sync += spare_valid.eq(~self.o.ready)
+        with m.Elif(self.i.valid & ~self.o.ready):
             m.d.sync += [spare.eq(self.i.payload), spare_valid.eq(1)]
         return m
