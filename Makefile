@@ -59,11 +59,14 @@ bench: $(STAMP)
 .PHONY: synth synth-units bench-rtl
 # Yosys (Debian's, installed when missing) synth_xilinx -family xcup of the accelerator top:
 # LUT / FF / DSP48E2 / BRAM against the board's capacity and the deepest logic path. Not part
-# of `make test`. micro_moe's top takes ~11 min on 2 cores; m3vit's over 2 hours (Yosys's opt
-# and share passes on the flattened design), best run with nice in the background.
+# of `make test`. micro_moe's flat top takes 25-35 min on this 2-core machine; m3vit's had not
+# finished mapping after 2 h 40 min (Yosys's opt passes on the flattened design): use
+# SYNTH_FLAGS=--hierarchical (each module mapped on its own), best with nice in the
+# background. SYNTH_FLAGS=--nowidelut maps to LUT1-6 only (see benchmarks/synth_rtl.py).
+SYNTH_FLAGS ?=
 synth: $(STAMP)
 	@command -v yosys >/dev/null || (apt-get update && apt-get install -y yosys)
-	$(PYTHON) benchmarks/synth_top.py --config $(MODEL)
+	$(PYTHON) benchmarks/synth_top.py --config $(MODEL) $(SYNTH_FLAGS)
 
 # The same estimate for every RTL unit on its own (LUT/FF/DSP48E2/BRAM, logic levels).
 synth-units: $(STAMP)

@@ -138,7 +138,9 @@ class DramWords(Elaboratable):
     def _route(self, m: Module, tags, idb: int, data) -> None:
         wpb = self.hw.streams.words_per_beat
         head = tags.r_stream
-        who, wmode = head.payload[:idb], head.payload[idb]
+        # the head tag is copied into registers and popped at once (the queue's read side
+        # sees only ``loaded``, a register); ``loaded`` clears when its request ends
+        who, wmode = Signal(idb, name="tag_who"), Signal(name="tag_wmode")
         loaded, skip, left = Signal(), Signal(8), Signal(32)
         spent = Signal(init=1, name="left_zero")  # left == 0, registered (off the ready path)
         cur, have, cur_last = Signal(self.hw.streams.port_bits), Signal(), Signal()
@@ -148,8 +150,10 @@ class DramWords(Elaboratable):
             for i in range(wpb):
                 with m.Case(i):
                     m.d.comb += word.eq(cur[i * WORD : (i + 1) * WORD])
+        m.d.comb += head.ready.eq(~loaded)
         with m.If(head.valid & ~loaded):
-            m.d.sync += [loaded.eq(1), skip.eq(head.payload[idb + 1 : idb + 9]),
+            m.d.sync += [loaded.eq(1), who.eq(head.payload[:idb]), wmode.eq(head.payload[idb]),
+                         skip.eq(head.payload[idb + 1 : idb + 9]),
                          left.eq(head.payload[idb + 9 :]),
                          spent.eq(head.payload[idb + 9 :] == 0)]  # fmt: skip
         raw_ready, word_ready = Signal(), Signal()
@@ -183,7 +187,6 @@ class DramWords(Elaboratable):
         with m.If(take & wmode):
             m.d.sync += [cur.eq(data.payload.data), have.eq(1), lane.eq(0),
                          cur_last.eq(data.payload.last)]  # fmt: skip
-        m.d.comb += head.ready.eq(pop)
         with m.If(pop):
             m.d.sync += loaded.eq(0)
         with m.If(self.flush):
