@@ -61,8 +61,8 @@ bench: $(STAMP)
 # LUT / FF / DSP48E2 / BRAM against the board's capacity and the deepest logic path. Not part
 # of `make test`. micro_moe's flat top takes 25-35 min on this 2-core machine; m3vit's had not
 # finished mapping after 2 h 40 min (Yosys's opt passes on the flattened design): use
-# SYNTH_FLAGS=--hierarchical (each module mapped on its own), best with nice in the
-# background. SYNTH_FLAGS=--nowidelut maps to LUT1-6 only (see benchmarks/synth_rtl.py).
+# SYNTH_FLAGS=--per-module (each module mapped on its own, submodules as black boxes: an upper
+# bound), best with nice in the background. SYNTH_FLAGS=--nowidelut maps to LUT1-6 only (see benchmarks/synth_rtl.py).
 SYNTH_FLAGS ?=
 synth: $(STAMP)
 	@command -v yosys >/dev/null || (apt-get update && apt-get install -y yosys)

@@ -25,6 +25,7 @@ import json
 import re
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from edgevit_hw.rtl.export import top_name, unit_verilog
@@ -38,10 +39,11 @@ from edgevit_hw.core.spec import load_spec
 from edgevit_hw.flow import write_files
 
 FLOW = "synth_xilinx -family xcup -flatten"
-# the same flow module by module: each of the top's submodules is mapped on its own (no
-# constant or logic crosses a module port), which keeps Yosys 0.23's repeated opt passes
-# on module-sized netlists; m3vit's flat run had not finished mapping after 2 h 40 min
-HIER_FLOW = "synth_xilinx -family xcup"
+# ``--per-module``: each module of the exported top mapped on its own ("out of context": its
+# submodules are black boxes, no constant crosses a port, so the sum is an upper bound), two
+# at a time; m3vit's flat run had not finished mapping after 2 h 40 min (Yosys 0.23's
+# repeated opt passes over the whole design)
+JOBS = 2
 # LUT6 sites of each LUT-based cell besides LUT1-6 (UltraScale+ CLB; SRLs are one LUT each)
 LUT_SITES = {"RAM32X1D": 2, "RAM32X1S": 1, "RAM64X1D": 2, "RAM64X1S": 1, "RAM128X1D": 4,
              "RAM128X1S": 2, "RAM256X1S": 4, "RAM32M": 4, "RAM32M16": 8, "RAM64M": 4,
@@ -59,8 +61,8 @@ def run_yosys(vfile: Path, top: str, out: Path, flow: str = FLOW) -> None:
 
 
 def cell_counts(stat: str) -> dict[str, int]:
-    """``{cell type: count}`` from the top's ``stat``: the flat design's listing, or the
-    totals under "design hierarchy" when modules were kept."""
+    """``{cell type: count}`` of a flat module's ``stat`` (the totals under "design hierarchy"
+    when there is one; black-box submodules, named with dots, are not cells)."""
     stat = stat.split("=== design hierarchy ===")[-1]
     stat = stat.split("Number of cells:", 1)[-1] if "Number of cells:" in stat else stat
     return {k: int(v) for k, v in re.findall(r"^\s+(\S+)\s+(\d+)\s*$", stat, flags=re.M)
@@ -176,30 +178,70 @@ def deepest_path(netlist: Path, top: str) -> dict:
     return best
 
 
-def synth_top(
-    config: str, out: Path, reuse: bool = False, hierarchical: bool = False, nowidelut: bool = False
-) -> dict:
+def synth_top(config: str, out: Path, reuse: bool = False, per_module: bool = False,
+              nowidelut: bool = False) -> dict:  # fmt: skip
     hw = derive(load_spec(config))
     out.mkdir(parents=True, exist_ok=True)
-    flow = (HIER_FLOW if hierarchical else FLOW) + WIDE_OFF * nowidelut
+    flow = FLOW + WIDE_OFF * nowidelut
     top = top_name("top")
-    if not (reuse and (out / "stat.txt").exists() and (out / "netlist.json").exists()):
+    if not (reuse and (out / "seconds.txt").exists()):
         t0 = time.time()
         vfile = write_files(out, {f"{top}.v": unit_verilog("top", hw)})[0]
-        run_yosys(vfile, top, out, flow)
+        if per_module:
+            run_modules(vfile, out, flow)
+        else:
+            run_yosys(vfile, top, out, flow)
         (out / "seconds.txt").write_text(f"{time.time() - t0:.1f}\n")
-    stat = (out / "stat.txt").read_text()
     seconds = float((out / "seconds.txt").read_text())
-    res = {
-        "config": config,
-        "board": hw.board,
-        "flow": flow,
-        "seconds": seconds,
-    }
-    res.update(resources(cell_counts(stat)))
-    res["path"] = deepest_path(out / "netlist.json", top)
+    flow += " per module (submodules black boxes)" if per_module else ""
+    res = {"config": config, "board": hw.board, "seconds": seconds, "flow": flow}
+    if per_module:
+        names = modules_of(out / f"{top}.v")
+        counts: dict[str, int] = {}
+        for name in names:
+            for k, n in cell_counts((out / "modules" / f"{name}.stat").read_text()).items():
+                counts[k] = counts.get(k, 0) + n
+        res.update(resources(counts))
+        paths = [deepest_path(out / "modules" / f"{name}.json", top) for name in names]
+        res["path"] = max(paths, key=lambda p: p["levels"])
+    else:
+        res.update(resources(cell_counts((out / "stat.txt").read_text())))
+        res["path"] = deepest_path(out / "netlist.json", top)
     (out / "summary.json").write_text(json.dumps(res, indent=2))
     return res
+
+
+MODULE = re.compile(r"^module \\?([^\s(]+)[^;]*;.*?^endmodule\s*$", re.M | re.S)
+PORT = re.compile(r"^\s*(?:input|output|inout)\b[^;]*;", re.M)
+
+
+def modules_of(vfile: Path) -> list[str]:
+    """The module names of an exported Verilog file (Amaranth: one per elaboratable)."""
+    return [mt.group(1) for mt in MODULE.finditer(vfile.read_text())]
+
+
+def run_modules(vfile: Path, out: Path, flow: str) -> None:
+    """``flow`` on every module, :data:`JOBS` at a time, into ``out/modules/<name>.{v,stat,
+    json,log}``. Each run reads its module's text and a black-box stub (the port
+    declarations) of every other module: Yosys 0.23's frontend takes minutes on m3vit's
+    whole file."""
+    text = vfile.read_text()
+    mods = {mt.group(1): mt.group(0) for mt in MODULE.finditer(text)}
+    stubs = {n: "(* blackbox *)\n" + t[: t.index(";") + 1] + "\n"
+             + "\n".join(PORT.findall(t)) + "\nendmodule\n" for n, t in mods.items()}  # fmt: skip
+    (out / "modules").mkdir(exist_ok=True)
+
+    def one(name: str) -> None:
+        base = out / "modules" / name
+        src = "\n".join([mods[name], *(stub for n, stub in stubs.items() if n != name)])
+        Path(f"{base}.v").write_text(src)
+        script = (f"read_verilog {base}.v; hierarchy -top {name}; {flow} -noiopad -top {name}; "
+                  f"tee -o {base}.stat stat; write_json {base}.json")  # fmt: skip
+        cmd = ["yosys", "-q", "-l", f"{base}.log", "-p", script]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+    with ThreadPoolExecutor(JOBS) as pool:
+        list(pool.map(one, sorted(mods, key=lambda n: -len(mods[n]))))
 
 
 def table(res: dict) -> Table:
@@ -236,17 +278,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", default="m3vit")
     ap.add_argument("--out", help="output folder (default build/synth/top-<config>)")
     ap.add_argument("--reuse", action="store_true", help="re-read a finished yosys run")
-    ap.add_argument(
-        "--hierarchical",
-        action="store_true",
-        help="map module by module (no -flatten): fast enough for m3vit",
-    )
+    ap.add_argument("--per-module", action="store_true",
+                    help="each module alone (an upper bound): fast enough for m3vit")  # fmt: skip
     ap.add_argument("--nowidelut", action="store_true",
                     help="LUT1-6 only: no MUXF7-9 (see synth_rtl.WIDE_OFF)")  # fmt: skip
     args = ap.parse_args(argv)
-    suffix = "-hier" * args.hierarchical + "-nowidelut" * args.nowidelut
+    suffix = "-modules" * args.per_module + "-nowidelut" * args.nowidelut
     out = Path(args.out or f"build/synth/top-{args.config}{suffix}")
-    res = synth_top(args.config, out, args.reuse, args.hierarchical, args.nowidelut)
+    res = synth_top(args.config, out, args.reuse, args.per_module, args.nowidelut)
     Console().print(table(res))
     print("\n".join(path_lines(res["path"])))
     print(f"export + yosys took {res['seconds']:.0f} s; netlist, stat and log in {out}")
