@@ -53,20 +53,16 @@ LUT_SITES = {"RAM32X1D": 2, "RAM32X1S": 1, "RAM64X1D": 2, "RAM64X1S": 1, "RAM128
 def run_yosys(vfile: Path, top: str, out: Path, flow: str = FLOW) -> None:
     """Synthesize into ``out``: ``stat.txt``, ``netlist.json`` and ``yosys.log``."""
     stat, js = out / "stat.txt", out / "netlist.json"
-    script = (
-        f"read_verilog {vfile}; {flow} -top {top}; tee -o {stat} stat -top {top}; write_json {js}"
-    )
+    script = f"read_verilog {vfile}; {flow} -top {top}; tee -o {stat} stat; write_json {js}"
     cmd = ["yosys", "-q", "-l", str(out / "yosys.log"), "-p", script]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
 def cell_counts(stat: str) -> dict[str, int]:
-    """``{cell type: count}`` of a flat module's ``stat`` (the totals under "design hierarchy"
-    when there is one; black-box submodules, named with dots, are not cells)."""
-    stat = stat.split("=== design hierarchy ===")[-1]
-    stat = stat.split("Number of cells:", 1)[-1] if "Number of cells:" in stat else stat
+    """``{cell type: count}`` of one module's ``stat`` (black-box submodules, named with
+    dots, are not cells)."""
     return {k: int(v) for k, v in re.findall(r"^\s+(\S+)\s+(\d+)\s*$", stat, flags=re.M)
-            if not k.startswith("$") and not k.startswith("\\") and "." not in k}  # fmt: skip
+            if not k.startswith("$") and "." not in k}  # fmt: skip
 
 
 def resources(cells: dict[str, int]) -> dict[str, float]:

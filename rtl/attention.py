@@ -170,14 +170,14 @@ def online_softmax_step(m: Module, a, ctl: tuple, t, v_late: list, name: str, v_
 
     # the adds carry-select (this loop is the shift and one add); the shifted state is a
     # named wire, as csel_add slices it and a slice of an Array index copies the whole mux
-    def kept(x, n: str) -> Signal:
+    def kept(x, d, n: str) -> Signal:
         sig = Signal(x.shape(), name=f"{name}_{n}")
-        m.d.comb += sig.eq(Mux(f5, 0, shr4(x, d5)))
+        m.d.comb += sig.eq(Mux(f5, 0, shr4(x, d)))
         return sig
 
     with m.If(v5):
-        m.d.sync += ell.eq(csel_add(kept(ell, "lsh"), p5, len(ell)))
-        m.d.sync += [acc[i].eq(csel_add(kept(acc[i], f"ash{i}"), pv[i], len(acc[i])))
+        m.d.sync += ell.eq(csel_add(kept(ell, d5, "lsh"), p5, len(ell)))
+        m.d.sync += [acc[i].eq(csel_add(kept(acc[i], d5, f"ash{i}"), pv[i], len(acc[i])))
                      for i in range(len(pv))]  # fmt: skip
     return {"l": ell, "acc": acc, "upd_last": v5 & l5}
 

@@ -20,11 +20,10 @@ def wide_counter(m: Module, width: int, inc: Value, clear: Value, name: str) -> 
     """A ``width``-bit count of the cycles with ``inc`` = 1; ``clear`` (priority) zeroes it
     (an event in the cycle of the clear is lost). ``name`` names the halves."""
     lo = Signal(min(width, SPLIT), name=f"{name}_lo")
+    _count(m, lo, inc, clear)
     if width <= SPLIT:
-        _count(m, lo, inc, clear)
         return lo
     hi = Signal(width - SPLIT, name=f"{name}_hi")
-    _count(m, lo, inc, clear)
     _count(m, hi, inc & lo.all(), clear)
     return Cat(lo, hi)
 

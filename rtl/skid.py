@@ -19,11 +19,15 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 
-class SkidBuffer(wiring.Component):
+class _Stage(wiring.Component):
+    """``i`` in, ``o`` out, both streams of ``layout``."""
+
     def __init__(self, layout):
         self._layout = layout
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 
+
+class SkidBuffer(_Stage):
     def elaborate(self, platform):
         m = Module()
         spare = Signal(self._layout, name="spare")
@@ -45,11 +49,7 @@ class SkidBuffer(wiring.Component):
         return m
 
 
-class ReadyCut(wiring.Component):
-    def __init__(self, layout):
-        self._layout = layout
-        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
-
+class ReadyCut(_Stage):
     def elaborate(self, platform):
         m = Module()
         spare = Signal(self._layout, name="spare")
