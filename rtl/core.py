@@ -47,10 +47,10 @@ UNIT_BIT = {u: i for i, u in enumerate(COUNTED_UNITS)}
 class Ins:
     """The decoded fields of the instruction register (comb, from ``HwParams.isa``)."""
 
-    def __init__(self, hw: HwParams):
-        self.word = Signal(hw.isa.insn_bits)
+    def __init__(self, hw: HwParams, prefix: str = "ins"):
+        self.word = Signal(hw.isa.insn_bits, name=f"{prefix}_word")
         for f in hw.isa.fields:
-            setattr(self, f.name, Signal(f.bits, name=f"ins_{f.name}"))
+            setattr(self, f.name, Signal(f.bits, name=f"{prefix}_{f.name}"))
 
     def decode(self, m: Module, hw: HwParams) -> None:
         for f in hw.isa.fields:
@@ -88,6 +88,7 @@ class Core(Elaboratable):
     def _build(self) -> None:
         hw = self.hw
         self.ins = Ins(hw)
+        self.nxt = Ins(hw, "nxt")  # the prefetched instruction, decoded
         self.mem = ActMemories(hw)
         self.cu, self.attn = ComputeUnit(hw), AttentionEngine(hw)
         self.ln, self.router, self.builder = (
@@ -103,7 +104,7 @@ class Core(Elaboratable):
         self.lne = LayerNormEngine(hw, ins, c["ln"], mem, self.ln)
         self.atte = AttentionFeeder(hw, ins, c["attn"], mem, self.attn)
         self.rq = RouteQueues(hw, mem, self.router, self.builder)
-        self.mm = MatmulEngine(hw, ins, self.frame_task, c["mm"], mem, self.cu, self.rq)
+        self.mm = MatmulEngine(hw, ins, self.frame_task, c["mm"], mem, self.cu, self.rq, self.nxt)
         self.mm.pix_bank = self.pix_bank
         self.out = OutputEngine(hw, ins, mem)
 
@@ -129,6 +130,12 @@ class Core(Elaboratable):
         m.d.comb += dram.flush.eq(self.flush)
         self.ins.decode(m, self.hw)
         self._sequencer(m)
+        # the matrix engine's loader may start the next instruction's weights early
+        pf, nxt = self.pf, self.nxt
+        m.d.comb += nxt.word.eq(pf["word"])
+        nxt.decode(m, self.hw)
+        m.d.comb += [self.mm.nxt_ok.eq(pf["valid"] & (pf["pc"] == self.pc + 1)),
+                     self.mm.lreset.eq(self.flush | self.start)]  # fmt: skip
         self._counters(m)
         return m
 

@@ -9,7 +9,12 @@ MOE_RES epilogue computes ``residual_add(res, moe_sum, m, s)``). Three processes
   ``s % 2``; it loads slab s + 1 while slab s computes (double buffer). Its requester puts a
   slab's three requests out back to back as soon as the bank is free, its consumer takes the
   answers in order (whole beats of constants when C is a multiple of the words per beat), so
-  a slab costs one DRAM latency, hidden behind the previous slab's data;
+  a slab costs one DRAM latency, hidden behind the previous slab's data. When the job's last
+  slab is asked and loaded, the loader goes on to the **next instruction** if the sequencer
+  has prefetched it and it is a matrix job with rows (so across experts, and into
+  MOE_COMBINE): its first slab loads while this job's last one computes. The loader keeps its
+  own copy of the job's fields and the banks their own GELU word; bank parity runs on across
+  jobs, and ``lreset`` (a flush, a new run) abandons the loader's work;
 * the **row producer** builds, per block of R rows, row table ``t % 2`` (compact rows, or
   expert ``index``'s queue entries for GATHER / SCATTER) and queues each row's destination for
   the side and writeback paths, one block ahead of the stream;
@@ -28,6 +33,9 @@ skipped without reading its weights. The job is done when its last row is writte
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, Cat, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib.data import StructLayout
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -37,7 +45,7 @@ from edgevit_hw.rtl.dram import requant_fields, word_span
 from edgevit_hw.rtl.layouts import EPI_MODES, EpiClamp, EpiMode, Widths
 
 from edgevit_hw.core.derive import HwParams
-from edgevit_hw.program.isa import NONE, Buf, Flag
+from edgevit_hw.program.isa import NONE, Buf, Flag, Op
 
 MM_SRC = (Buf.PIXELS, Buf.LN_OUT, Buf.ATTN_OUT, Buf.HIDDEN)
 MM_DST = (Buf.RESIDUAL, Buf.LN_OUT, Buf.QKV, Buf.ATTN_OUT, Buf.HIDDEN, Buf.MOE_ACC, Buf.GATE_LOGITS)
@@ -67,10 +75,14 @@ def side_entry_layout(hw: HwParams) -> StructLayout:
 class MatmulEngine(Elaboratable):
     """``start`` (pulse, with ``ins`` held stable) ... ``done`` (pulse). ``combine`` selects
     MOE_COMBINE. ``cu`` is the :class:`rtl.compute_unit.ComputeUnit`; ``queues`` the
-    :class:`rtl.engines.RouteQueues` (queue memory, per-expert counts, gate weights)."""
+    :class:`rtl.engines.RouteQueues` (queue memory, per-expert counts, gate weights).
+    ``nxt`` is the sequencer's prefetched instruction (decoded like ``ins``), ``nxt_ok`` high
+    while it holds instruction pc + 1; ``lreset`` abandons the loader's work (a read flush,
+    a new run: the engine is idle then)."""
 
-    def __init__(self, hw: HwParams, ins, task, dram, mem, cu, queues):
+    def __init__(self, hw: HwParams, ins, task, dram, mem, cu, queues, nxt):
         self.hw, self.ins, self.task, self.dram = hw, ins, task, dram
+        self.nxt, self.nxt_ok, self.lreset = nxt, Signal(), Signal()
         self.cu, self.queues = cu, queues
         w = Widths.of(hw)
         self.fill = mem.read_client("mm_fill", MM_SRC, w.x)
@@ -94,6 +106,7 @@ class MatmulEngine(Elaboratable):
         self._stream(m)
         self._side(m)
         self._writeback(m)
+        self._reset_loader(m)
         return m
 
     # ------------------------------------------------------------------ job registers ----
@@ -112,16 +125,21 @@ class MatmulEngine(Elaboratable):
         self.src_base = [Array(Signal(16, name=f"src_base{p}_{r}") for r in range(R))
                          for p in range(2)]  # fmt: skip
         self.src_ok = [Array(Signal(name=f"src_ok{p}_{r}") for r in range(R)) for p in range(2)]
-        self.m2, self.s2 = Signal(unsigned(w.mult)), Signal(8)
+        # the GELU word of the slab in each bank (the loader may be a job ahead)
+        self.m2 = Array(Signal(unsigned(w.mult), name=f"m2_{p}") for p in range(2))
+        self.s2 = Array(Signal(8, name=f"s2_{p}") for p in range(2))
         self.count, self.kk = Signal(16), Signal(16)
         # the job's combine flag and output columns, registered at its start (the core's
         # ``combine`` and the instruction fields come through the decoder)
         self.cmb, self.outc = Signal(name="mm_cmb"), Signal(16, name="mm_out")
-        self.step = Signal(32)
         self.mode, self.clamp = Signal(EpiMode), Signal(EpiClamp)
         self.wmem = Memory(shape=unsigned(C * a.weight_bits), depth=2 * a.max_k, init=[])
         m.submodules.wmem = self.wmem
         self.go = Signal()  # pulse: the job has rows; the three processes start
+        self.running = Signal()  # the job runs (RUN: after its go, before its done)
+        # bank parity of the requester, the consumer and the stream: they run on across jobs
+        self.r_par, self.c_par = Signal(name="r_par"), Signal(name="c_par")
+        self.bpar = Signal(name="s_bpar")
         self.wb_add = Signal()
         self.wb_pending = Signal(16)
         self.stream_done = Signal()
@@ -139,22 +157,17 @@ class MatmulEngine(Elaboratable):
             | (self.mode == EpiMode.MOE_RES)
         )
 
-    def _out(self):
-        return self.outc
-
-    def _ncols(self, col0):
+    def _ncols(self, col0, out):
         C = self.w.cols
-        return Mux(self._out() - col0 < C, self._out() - col0, C)
+        return Mux(out - col0 < C, out - col0, C)
 
     # ----------------------------------------------------------------------- the job ----
 
     def _job(self, m: Module) -> None:
-        ins = self.ins
-        gathered = (ins.flags & (Flag.GATHER | Flag.SCATTER)) != 0
         with m.FSM(name="mm_job"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    self._init(m, gathered)
+                    self._init(m)
                     m.next = "INIT"
             with m.State("INIT"):
                 m.d.comb += self.busy.eq(1)
@@ -165,34 +178,47 @@ class MatmulEngine(Elaboratable):
                     m.d.comb += self.go.eq(1)
                     m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += self.busy.eq(1)
+                m.d.comb += [self.busy.eq(1), self.running.eq(1)]
                 with m.If(self.stream_done & (self.wb_pending == 0)):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
 
-    def _init(self, m: Module, gathered) -> None:
-        ins, a = self.ins, self.hw.arith
-        counts = self.queues.counts
-        count = Mux(self.combine, a.tokens, Mux(gathered, counts[ins.index], ins.rows))
-        step = Mux((ins.flags & Flag.TASK) != 0, self.task[:8] * ins.stride, 0)
-        m.d.sync += [
-            self.count.eq(count),
-            self.step.eq(step),
-            self.kk.eq(Mux(self.combine, 1, ins.k)),
-            self.cmb.eq(self.combine),
-            self.outc.eq(Mux(self.combine, a.embed_dim, ins.out)),
-        ]
-        mode = Signal(EpiMode)
-        clamp = Signal(EpiClamp)
-        with m.Switch(ins.epi):
-            for epi, (md, cl) in EPI_MODES.items():
-                with m.Case(epi):
+    def _fields(self, ins, combine) -> dict:
+        """The job of instruction ``ins`` (decoded fields; ``combine``: MOE_COMBINE): its rows
+        ``count`` (an expert's queue length for GATHER / SCATTER), reduction ``kk``, output
+        columns ``out`` and weight ``step`` (TASK: task id * stride)."""
+        a = self.hw.arith
+        gathered = (ins.flags & (Flag.GATHER | Flag.SCATTER)) != 0
+        return {
+            "count": Mux(combine, a.tokens, Mux(gathered, self.queues.counts[ins.index], ins.rows)),
+            "kk": Mux(combine, 1, ins.k),
+            "out": Mux(combine, a.embed_dim, ins.out),
+            "step": Mux((ins.flags & Flag.TASK) != 0, self.task[:8] * ins.stride, 0),
+        }
+
+    def _epi_mode(self, m: Module, epi, combine, name: str) -> tuple[Signal, Signal]:
+        """``(mode, clamp)`` of epilogue field ``epi`` (MOE_RES for MOE_COMBINE)."""
+        mode, clamp = Signal(EpiMode, name=f"{name}_mode"), Signal(EpiClamp, name=f"{name}_clamp")
+        with m.Switch(epi):
+            for e, (md, cl) in EPI_MODES.items():
+                with m.Case(e):
                     m.d.comb += [mode.eq(md), clamp.eq(cl)]
+        with m.If(combine):
+            m.d.comb += [mode.eq(EpiMode.MOE_RES), clamp.eq(EpiClamp.RES)]
+        return mode, clamp
+
+    def _init(self, m: Module) -> None:
+        f = self._fields(self.ins, self.combine)
+        mode, clamp = self._epi_mode(m, self.ins.epi, self.combine, "job")
         m.d.sync += [
-            self.mode.eq(Mux(self.combine, EpiMode.MOE_RES, mode)),
-            self.clamp.eq(Mux(self.combine, EpiClamp.RES, clamp)),
+            self.count.eq(f["count"]),
+            self.kk.eq(f["kk"]),
+            self.cmb.eq(self.combine),
+            self.outc.eq(f["out"]),
+            self.mode.eq(mode),
+            self.clamp.eq(clamp),
         ]
-        m.d.sync += [f.eq(0) for f in (*self.bank_full, *self.bank_asked, *self.table_full)]
+        m.d.sync += [t.eq(0) for t in self.table_full]
 
     # ------------------------------------------------------------------------ loader ----
 
@@ -203,68 +229,121 @@ class MatmulEngine(Elaboratable):
         weight tile back to back (three requests, one DRAM latency) as soon as the slab's bank
         is empty, so it asks for slab s + 1 while slab s's data still arrives; the
         **consumer** takes the answers in the same order (the reader answers in order) into
-        the bank and marks it full. ``bank_asked[p]``: bank p's requests are out."""
-        ins = self.ins
-        gelu = (self.mode == EpiMode.GELU) & ~self.cmb
-        r_col0, r_par = Signal(16, name="r_col0"), Signal(name="r_par")
+        the bank and marks it full. ``bank_asked[p]``: bank p's requests are out.
+
+        The loader runs on its own copy of a job's fields (``ld``), taken at the job's go, or
+        ahead of it: when both processes are done with the running job's slabs and the
+        sequencer holds the next instruction, a matrix job with rows (``pre``: the next go
+        finds its loader started)."""
+        self._load_job(m)
+        ld, gelu = self.ld, self.ld["gelu"]
+        r_col0, r_par = Signal(16, name="r_col0"), self.r_par
         wslab = Signal(32, name="l_wslab")
         self.qbase = Signal(32, name="l_qbase")  # the job's requantization words
         self.wbeats = Signal(32, name="l_wbeats")  # beats of a slab's weight tile
         rb = self.hw.streams.slab_row_beats
-        with m.FSM(name="mm_request"):
+        with m.FSM(name="mm_request") as req:
             with m.State("IDLE"):
-                with m.If(self.go):
-                    m.d.sync += [r_col0.eq(0), r_par.eq(0), wslab.eq(ins.a0 + self.step),
-                                 self.qbase.eq(ins.a2 + Mux(self.cmb, 0, self.step)),
-                                 self.wbeats.eq(self.kk * rb)]  # fmt: skip
-                    with m.If(gelu):  # mode was registered at the job's start
+                with m.If(self.l_start):
+                    m.d.sync += [r_col0.eq(0), wslab.eq(ld["a0"] + ld["step"]),
+                                 self.qbase.eq(ld["a2"] + Mux(ld["cmb"], 0, ld["step"])),
+                                 self.wbeats.eq(ld["kk"] * rb)]  # fmt: skip
+                    with m.If(gelu):
                         m.next = "Q2"
                     with m.Else():
                         m.next = "NEXT"
             self._requests(m, r_col0, r_par, wslab)
-        c_col0, c_par = Signal(16, name="c_col0"), Signal(name="c_par")
+        c_col0, c_par = Signal(16, name="c_col0"), self.c_par
         m.d.comb += self.dram.word_ready.eq(0)  # answers may arrive early: taken in Q2/BIAS/RQ
-        with m.FSM(name="mm_consume"):
+        with m.FSM(name="mm_consume") as cons:
             with m.State("IDLE"):
-                with m.If(self.go):
-                    m.d.sync += [c_col0.eq(0), c_par.eq(0)]
+                with m.If(self.l_start):
+                    m.d.sync += c_col0.eq(0)
                     with m.If(gelu):
                         m.next = "Q2"
                     with m.Else():
                         m.next = "NEXT"
             self._consume(m, c_col0, c_par)
+        m.d.comb += self.l_idle.eq(req.ongoing("IDLE") & cons.ongoing("IDLE") & ~self.l_start)
+
+    def _load_job(self, m: Module) -> None:
+        """The loader's job registers ``ld``: from the instruction at the job's go (when not
+        started ahead), or from the prefetched next instruction while this job runs."""
+        nxt, ins, hw = self.nxt, self.ins, self.hw
+        self.l_start = Signal(name="l_start")  # the loader's job registers are set: begin
+        self.l_idle = Signal(name="l_idle")  # both loader processes are done
+        self.pre = Signal(name="l_pre")  # the loader has started the next job
+        nxt_cmb = nxt.op == Op.MOE_COMBINE
+        nxt_job = self.nxt_ok & ((nxt.op == Op.MATMUL) | nxt_cmb)
+        ahead = (self.running & self.l_idle & ~self.pre & nxt_job
+                 & (self._fields(nxt, nxt_cmb)["count"] != 0))  # fmt: skip
+        now = self.go & ~self.pre
+        # the source: the next instruction while a job runs, else this job's (at its go)
+        src = {f.name: Mux(self.running, getattr(nxt, f.name), getattr(ins, f.name))
+               for f in hw.isa.fields}  # fmt: skip
+        cmb = Mux(self.running, nxt_cmb, self.combine)
+        f = self._fields(SimpleNamespace(**src), cmb)
+        mode, _ = self._epi_mode(m, src["epi"], cmb, "ld")
+        vals = {"a0": src["a0"], "a1": src["a1"], "a2": src["a2"], "a3": src["a3"],
+                "step": f["step"], "kk": f["kk"], "out": f["out"], "cmb": cmb,
+                "gelu": (mode == EpiMode.GELU)}  # fmt: skip
+        widths = {"step": 32, "kk": 16, "out": 16, "cmb": 1, "gelu": 1}
+        self.ld = {k: Signal(widths.get(k, len(v)), name=f"ld_{k}") for k, v in vals.items()}
+        with m.If(~self.lreset & (now | ahead)):
+            m.d.sync += [self.ld[k].eq(v) for k, v in vals.items()]
+            m.d.sync += self.l_start.eq(1)
+        with m.Else():
+            m.d.sync += self.l_start.eq(0)
+        with m.If(ahead):
+            m.d.sync += self.pre.eq(1)
+        with m.If(self.go):
+            m.d.sync += self.pre.eq(0)
+
+    def _reset_loader(self, m: Module) -> None:
+        """``lreset``: banks empty, parities 0, no job started ahead (last, so it wins)."""
+        with m.If(self.lreset):
+            m.d.sync += [f.eq(0) for f in (*self.bank_full, *self.bank_asked)]
+            m.d.sync += [p.eq(0) for p in (self.r_par, self.c_par, self.bpar, self.pre)]
+
+    @contextmanager
+    def _lstate(self, m: Module, name: str):
+        """A loader state: ``lreset`` returns the process to IDLE."""
+        with m.State(name):
+            yield
+            with m.If(self.lreset):
+                m.next = "IDLE"
 
     def _requests(self, m: Module, col0, par, wslab) -> None:
-        """The requester's states after GO (see :meth:`_loader`): NEXT registers the slab's
-        columns, PREP its two constant requests, so each request the DRAM port sees comes
-        from registers."""
-        ins, d, C = self.ins, self.dram, self.w.cols
+        """The requester's states after GO: the GELU word (Q2), then per slab: NEXT registers
+        the slab's columns, PREP its two constant requests, so each request the DRAM port sees
+        comes from registers."""
+        ld, d, C = self.ld, self.dram, self.w.cols
         wide = self.hw.streams.bias_word_bits == 64
         n = Signal(16, name="r_n")  # the slab's columns, registered in NEXT
         no_bias, no_q = self._absent()
         reqs = {k: [Signal(32, name=f"r_{k}_{f}") for f in ("addr", "beats", "skip", "words")]
                 for k in ("bias", "rq")}  # fmt: skip
-        with m.State("Q2"):
+        with self._lstate(m, "Q2"):
             m.d.comb += d.active.eq(1)
-            d.request(m, *word_span(self.hw, ins.a3, 0, 1), 1)
+            d.request(m, *word_span(self.hw, ld["a3"], 0, 1), 1)
             with m.If(d.req_ready):
                 m.next = "NEXT"
-        with m.State("NEXT"):
-            m.d.sync += n.eq(self._ncols(col0))
-            with m.If(col0 >= self._out()):
+        with self._lstate(m, "NEXT"):
+            m.d.sync += n.eq(self._ncols(col0, ld["out"]))
+            with m.If(col0 >= ld["out"]):
                 m.next = "IDLE"
             with m.Elif(~self.bank_full[par] & ~self.bank_asked[par]):
                 m.d.sync += self.bank_asked[par].eq(1)
                 m.next = "PREP"
-        with m.State("PREP"):
+        with self._lstate(m, "PREP"):
             first, cnt = (col0 * 2, n * 2) if wide else (col0, n)
-            for k, fields in (("bias", self._const_span(ins.a1, first, cnt)),
+            for k, fields in (("bias", self._const_span(ld["a1"], first, cnt)),
                               ("rq", self._const_span(self.qbase, col0, n))):  # fmt: skip
                 m.d.sync += [r.eq(v) for r, v in zip(reqs[k], fields, strict=True)]
             m.next = "BIAS"
         for state, k, absent, then in (("BIAS", "bias", no_bias, "RQ"),
                                        ("RQ", "rq", no_q, "WEIGHTS")):  # fmt: skip
-            with m.State(state):
+            with self._lstate(m, state):
                 m.d.comb += d.active.eq(1)
                 with m.If(absent):
                     m.next = then
@@ -272,11 +351,11 @@ class MatmulEngine(Elaboratable):
                     d.request(m, *reqs[k])
                     with m.If(d.req_ready):
                         m.next = then
-        with m.State("WEIGHTS"):
+        with self._lstate(m, "WEIGHTS"):
             m.d.comb += d.active.eq(1)
-            with m.If(~self.cmb):
+            with m.If(~ld["cmb"]):
                 d.request(m, wslab, self.wbeats)
-            with m.If(self.cmb | d.req_ready):
+            with m.If(ld["cmb"] | d.req_ready):
                 m.d.sync += [wslab.eq(wslab + self.wbeats), par.eq(~par), col0.eq(col0 + C)]
                 m.next = "NEXT"
 
@@ -296,13 +375,13 @@ class MatmulEngine(Elaboratable):
 
     def _absent(self):
         """``(no_bias, no_q)``: the job reads no biases / no requantization words."""
-        ins = self.ins
-        return self.cmb | (ins.a1 == NONE), ~self.cmb & (ins.a2 == NONE)
+        ld = self.ld
+        return ld["cmb"] | (ld["a1"] == NONE), ~ld["cmb"] & (ld["a2"] == NONE)
 
     def _consume(self, m: Module, col0, par) -> None:
         """The consumer's states after GO: the answers in request order into bank ``par``
         (constants the job has none of are zero)."""
-        d, C = self.dram, self.w.cols
+        ld, d, C = self.ld, self.dram, self.w.cols
         wide = self.hw.streams.bias_word_bits == 64
         n = Signal(16, name="c_n")  # the slab's columns, registered in NEXT
         idx = Signal(16, name="l_idx")
@@ -310,24 +389,26 @@ class MatmulEngine(Elaboratable):
         bias, rm, rs = (Array(x) for x in (self.bias, self.rm, self.rs))
         rb = self.hw.streams.slab_row_beats
         k, beat_i = Signal(16, name="l_k"), Signal(range(max(rb, 2)), name="l_beat")
-        with m.State("Q2"):
+        m2, s2 = Signal.like(self.m2[0], name="l_m2"), Signal.like(self.s2[0], name="l_s2")
+        with self._lstate(m, "Q2"):
             m.d.comb += [d.active.eq(1), d.word_ready.eq(1)]
             with m.If(d.word_valid):
                 mm, ss = requant_fields(d.word)
-                m.d.sync += [self.m2.eq(mm), self.s2.eq(ss)]
+                m.d.sync += [m2.eq(mm), s2.eq(ss)]
                 m.next = "NEXT"
-        with m.State("NEXT"):
-            m.d.sync += [idx.eq(0), k.eq(0), beat_i.eq(0), n.eq(self._ncols(col0))]
-            with m.If(col0 >= self._out()):
+        with self._lstate(m, "NEXT"):
+            m.d.sync += [idx.eq(0), k.eq(0), beat_i.eq(0), n.eq(self._ncols(col0, ld["out"]))]
+            with m.If(col0 >= ld["out"]):
                 m.next = "IDLE"
             with m.Elif(self.bank_asked[par]):
                 for c in range(C):
                     m.d.sync += [bias[par][c].eq(0), rm[par][c].eq(0), rs[par][c].eq(0)]
+                m.d.sync += [self.m2[par].eq(m2), self.s2[par].eq(s2)]
                 m.next = "BIAS"
         beats = self._const_beats()
         wpb = self.hw.streams.words_per_beat
         sh = wpb.bit_length() - 1
-        with m.State("BIAS"):
+        with self._lstate(m, "BIAS"):
             m.d.comb += d.active.eq(1)
             total = n * 2 if wide else n
             if beats:
@@ -344,7 +425,7 @@ class MatmulEngine(Elaboratable):
                 with m.If(idx + 1 == total):
                     m.d.sync += idx.eq(0)
                     m.next = "RQ"
-        with m.State("RQ"):
+        with self._lstate(m, "RQ"):
             m.d.comb += [d.active.eq(1), d.word_ready.eq(~no_q), d.beat_ready.eq(~no_q)]
             total = (n + wpb - 1) >> sh if beats else n
             with m.If(no_q):
@@ -396,11 +477,12 @@ class MatmulEngine(Elaboratable):
         C = self.w.cols
         held = Signal(max(1, (rb - 1) * per * wb))
         wp = self.wmem.write_port()
-        with m.State("WEIGHTS"):
-            m.d.comb += [d.active.eq(1), d.beat_ready.eq(~self.cmb)]
+        ld = self.ld
+        with self._lstate(m, "WEIGHTS"):
+            m.d.comb += [d.active.eq(1), d.beat_ready.eq(~ld["cmb"])]
             lanes = d.beat[: per * wb]
             addr = Mux(par, a.max_k, 0) + k
-            with m.If(self.cmb):
+            with m.If(ld["cmb"]):
                 self._slab_loaded(m, col0, par)
             with m.Elif(d.beat_valid):
                 if rb > 1:
@@ -414,7 +496,7 @@ class MatmulEngine(Elaboratable):
                 else:
                     m.d.comb += [wp.en.eq(1), wp.addr.eq(addr), wp.data.eq(lanes[: C * wb])]
                     m.d.sync += k.eq(k + 1)
-                last_row = (k + 1 == self.kk) & ((beat_i == rb - 1) if rb > 1 else 1)
+                last_row = (k + 1 == ld["kk"]) & ((beat_i == rb - 1) if rb > 1 else 1)
                 with m.If(last_row):
                     self._slab_loaded(m, col0, par)
 
@@ -441,7 +523,7 @@ class MatmulEngine(Elaboratable):
                     m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.sync += [r.eq(0), pend.eq(0)]
-                with m.If(col0 >= self._out()):
+                with m.If(col0 >= self.outc):
                     m.next = "IDLE"
                 with m.Elif(~self.table_full[tpar]):
                     m.next = "FILL"
@@ -451,7 +533,7 @@ class MatmulEngine(Elaboratable):
                     m.d.comb += [qd.addr.eq(ins.index * a.tokens + i), qd.en.eq(1)]
                     m.d.sync += pend.eq(1)
                 with m.If(pend):
-                    entry = (tpar, r, i, wpr_src, cword, coff, self._ncols(col0))
+                    entry = (tpar, r, i, wpr_src, cword, coff, self._ncols(col0, self.outc))
                     self._row_entry(m, *entry)
                     m.d.sync += [pend.eq(0), r.eq(r + 1)]
                     m.d.comb += self.wb_add.eq(1)
@@ -491,7 +573,7 @@ class MatmulEngine(Elaboratable):
 
     def _stream(self, m: Module) -> None:
         R, C = self.w.rows, self.w.cols
-        col0, bpar, tpar = Signal(16, name="s_col0"), Signal(name="s_bpar"), Signal(name="s_tpar")
+        col0, bpar, tpar = Signal(16, name="s_col0"), self.bpar, Signal(name="s_tpar")
         base = Signal(16, name="s_base")
         go = Signal(name="block_go")
         end = Signal(name="block_end")
@@ -499,11 +581,11 @@ class MatmulEngine(Elaboratable):
         with m.FSM(name="mm_stream"):
             with m.State("IDLE"):
                 with m.If(self.go):
-                    m.d.sync += [col0.eq(0), bpar.eq(0), tpar.eq(0), base.eq(0)]
+                    m.d.sync += [col0.eq(0), tpar.eq(0), base.eq(0)]
                     m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.comb += self.stream_on.eq(1)
-                with m.If(col0 >= self._out()):
+                with m.If(col0 >= self.outc):
                     m.next = "DONE"
                 with m.Elif(self.bank_full[bpar] & self.table_full[tpar]):
                     m.next = "BLOCK"
@@ -633,8 +715,8 @@ class MatmulEngine(Elaboratable):
         m.d.comb += [
             p.mode.eq(self.mode),
             p.clamp.eq(self.clamp),
-            p.m2.eq(self.m2),
-            p.s2.eq(self.s2),
+            p.m2.eq(self.m2[qpar]),
+            p.s2.eq(self.s2[qpar]),
         ]
         for c in range(C):
             m.d.comb += [

@@ -25,6 +25,7 @@
 // `beats` holds every frame's beats, pixels_per_beat + 1 bytes each (pixels, tlast), in order.
 // Outputs in DIR: result.json (scalars, per-frame events, counters, error), tokens.bin (int32
 // elements of every received frame, in order), pc.bin (uint64 pairs: cycle, new dbg_pc value),
+// bursts.bin (int64 triples per AXI read burst accepted: cycle, first beat in the image, beats),
 // dump.bin (debug builds: per dump, u32 pc, u32 name length, name, u32 words, u32 word bytes,
 // the words little-endian). A cycle is numbered by the rising edge that ends it (the first edge
 // after reset release is cycle 1 of the run, counted from the start of reset).
@@ -408,6 +409,11 @@ void Bench::write_results(const std::string& error, double wall, double cpu) {
     f = std::fopen((dir + "/pc.bin").c_str(), "wb");
     if (f) {
         std::fwrite(pc_events_.data(), 8, pc_events_.size(), f);
+        std::fclose(f);
+    }
+    f = std::fopen((dir + "/bursts.bin").c_str(), "wb");
+    if (f) {
+        std::fwrite(ar_log_.data(), 8, ar_log_.size(), f);
         std::fclose(f);
     }
     if (dump_file_) std::fclose(dump_file_);

@@ -262,6 +262,8 @@ class RunResult:
     waves: Path | None = None
     warnings: list[str] = field(default_factory=list)
     latency: int = LATENCY  # the DRAM read latency the run modeled
+    # [bursts, 3]: per AXI read burst accepted, its cycle, first beat in the image and beats
+    bursts: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
 
     @property
     def cycles_per_s(self) -> float:
@@ -404,12 +406,13 @@ def _read_result(prep, out: Path, proc, waves: bool, partial: bool, latency: int
     a = prep.hw.arith
     toks = np.fromfile(out / "tokens.bin", np.int32).astype(np.int64)
     pcs = np.fromfile(out / "pc.bin", np.uint64).astype(np.int64).reshape(-1, 2)
+    bursts = np.fromfile(out / "bursts.bin", np.int64).reshape(-1, 3)
     frames: list[FrameRun] = []
     per = a.tokens * a.embed_dim
     progs = programs(pcs, len(prep.program.insns))
     if partial:
         return RunResult(frames, _combine(res["counters"]), res["cycles"], res["wall_s"],
-                         res["cpu_s"], out, latency=latency)  # fmt: skip
+                         res["cpu_s"], out, latency=latency, bursts=bursts)  # fmt: skip
     if len(progs) != len(res["frames"]):
         raise SimulationError(f"{len(res['frames'])} frames sent, {len(progs)} programs ran "
                               f"(run folder {out})")  # fmt: skip
@@ -420,7 +423,8 @@ def _read_result(prep, out: Path, proc, waves: bool, partial: bool, latency: int
                                f["last_token"], f["frame_cycles"], start, trace))  # fmt: skip
     fst = out / "waves.fst" if waves else None
     return RunResult(frames, _combine(res["counters"]), res["cycles"], res["wall_s"],
-                     res["cpu_s"], out, fst, res["warnings"] + _oob(res), latency)  # fmt: skip
+                     res["cpu_s"], out, fst, res["warnings"] + _oob(res), latency,
+                     bursts)  # fmt: skip
 
 
 def _name_status(text: str) -> str:

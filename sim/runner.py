@@ -36,12 +36,10 @@ def verilator_env() -> dict[str, str]:
 
 
 def _source_digest() -> str:
-    h = hashlib.sha256()
-    folder = resources.files("edgevit_hw.rtl")
-    for p in sorted(folder.iterdir(), key=lambda f: f.name):
-        if p.name.endswith(".py"):
-            h.update(p.name.encode() + p.read_bytes())
-    return h.hexdigest()
+    """The RTL sources as this process loaded them (see :mod:`edgevit_hw.rtl`)."""
+    from edgevit_hw.rtl import SOURCE_DIGEST
+
+    return SOURCE_DIGEST
 
 
 def waves_requested() -> bool:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgevit_hw.core.golden import golden_forward
-from edgevit_hw.program.isa import Op
+from edgevit_hw.program.isa import Flag, Op
 from edgevit_hw.program.perf import estimate
 from edgevit_hw.program.streams import frame_beats
 
@@ -34,9 +34,20 @@ def first_weight_byte(prep: Prepared) -> int:
     return w * prep.hw.streams.beat_bytes
 
 
+def ahead_weight_byte(prep: Prepared) -> int:
+    """Byte offset of the first weight beat of the first matrix job that follows another with
+    fixed rows (an MLP's fc2): the engine loads it ahead, while the job before runs."""
+    insns, fixed = prep.program.insns, Flag.GATHER | Flag.SCATTER
+    pairs = zip(insns, insns[1:], strict=False)
+    return next(b.w * prep.hw.streams.beat_bytes for a, b in pairs
+                if a.OP == b.OP == Op.MATMUL and not (a.flags | b.flags) & fixed)  # fmt: skip
+
+
 def protocol_frames(prep: Prepared, seed: int) -> list[dict]:
     """Two good frames back to back with a task switch, then a short frame, a long frame, a
-    bad task id and a read error, each followed by a good frame."""
+    bad task id, a read error and a read error in weights loaded ahead of their job (the
+    reader is flushed while the engine's loader works a job ahead), each followed by a good
+    frame."""
     rng = np.random.default_rng(seed)
     a, spec = prep.hw.arith, prep.spec
     shape = (spec.model.image.channels, spec.model.image.height, spec.model.image.width)
@@ -63,6 +74,10 @@ def protocol_frames(prep: Prepared, seed: int) -> list[dict]:
         _good(prep, "noise4", noise(), 0),
         _bad("read_error", base, 0, "axi_read_error", bad_bytes=(first_weight_byte(prep),)),
         _good(prep, "noise5", noise(), last),
+        _bad(
+            "read_error_ahead", base, last, "axi_read_error", bad_bytes=(ahead_weight_byte(prep),)
+        ),
+        _good(prep, "noise6", noise(), 0),
     ]
 
 

@@ -277,6 +277,7 @@ class TopBench {
     uint64_t last_progress_ = 0;
 
     std::deque<Burst> bursts_;
+    std::vector<int64_t> ar_log_;  // per accepted burst: cycle, first beat in the image, beats
     uint64_t beat_ = 0;
     uint64_t dram_beats_ = 0, oob_beats_ = 0;
 
@@ -306,6 +307,9 @@ class TopBench {
         if ((s.araddr & 4095) + beats * dram_.port_bytes > 4096)
             throw std::runtime_error("a burst crosses a 4 KB boundary");
         bursts_.push_back({s.araddr, beats, now + dram_.latency});
+        for (int64_t v : {int64_t(now), int64_t(s.araddr - dram_.base) / int64_t(dram_.port_bytes),
+                          int64_t(beats)})
+            ar_log_.push_back(v);
     }
 
     void dram_beat(uint64_t now) {

@@ -63,6 +63,45 @@ def test_latency_changes_cycles_not_tokens():
     assert slow.frame_cycles > fast.frame_cycles
 
 
+def test_next_matrix_job_loads_while_this_one_runs():
+    """Cross-job weight prefetch, read off the AXI bursts: a matrix job (or MOE_COMBINE) that
+    follows one with rows asks for its first slab (its biases, requantization words or
+    weights, whichever it reads first) before the job before it ends; one after any other
+    instruction asks only after it starts (the engine looks one instruction ahead)."""
+    from edgevit_hw.sim.fullframe import run_frames
+
+    from edgevit_hw.program.isa import NONE, Op
+
+    prep = prepared("micro_moe")
+    res = run_frames(prep, [prep.pixels()], [0], waves=False)
+    f, insns = res.frames[0], prep.program.insns
+    first: dict[int, int] = {}  # image beat -> cycle of the first burst from it
+    for cycle, beat, _ in res.bursts:
+        first.setdefault(int(beat), int(cycle))
+
+    def slab(ins) -> int | None:  # the cycle of its first slab's first burst; None: no slab
+        if ins.OP not in (Op.MATMUL, Op.MOE_COMBINE):
+            return None
+        segs = (ins.q,) if ins.OP == Op.MOE_COMBINE else (ins.w, ins.b, ins.q)
+        asked = [first[s] for s in segs if s != NONE and s in first]
+        return min(asked, default=None)
+
+    starts = [f.start, *f.pc_cycles[:-1]]  # instruction i starts after cycle starts[i]
+    ahead, behind = [], []
+    for i, ins in enumerate(insns):
+        asked = slab(ins)
+        if asked is None:  # not a matrix job, or an expert no token chose
+            continue
+        if i and slab(insns[i - 1]) is not None:
+            assert asked < starts[i], f"{prep.program.labels[i]} not loaded ahead"
+            ahead.append(i)
+        else:
+            assert asked > starts[i], f"{prep.program.labels[i]} loaded early"
+            behind.append(i)
+    # fc2, both expert layers of every expert with rows but the first, the combine
+    assert len(ahead) >= 4 and len(behind) >= 4, (ahead, behind)
+
+
 def test_first_difference_names_token_and_column():
     from edgevit_hw.sim.fullframe_trace import first_difference
 
