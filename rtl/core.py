@@ -219,13 +219,12 @@ class Core(Elaboratable):
         port, nb = hw.streams.port_bits, hw.isa.insn_beats
         left = Signal(range(nb + 1), name=f"{name}_left")
         with m.State(name):
-            m.d.comb += d.active.eq(1)
             d.request(m, addr, nb)
             m.d.sync += left.eq(nb)
             with m.If(d.req_ready):
                 m.next = f"{name}_WAIT"
         with m.State(f"{name}_WAIT"):
-            m.d.comb += [d.active.eq(1), d.beat_ready.eq(1)]
+            m.d.comb += d.beat_ready.eq(1)
             with m.If(d.beat_valid):
                 word = self.ins.word
                 m.d.sync += [

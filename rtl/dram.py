@@ -39,7 +39,6 @@ class DramClient:
         self.beat = Signal(port, name=f"{name}_beat")
         self.beat_valid = Signal(name=f"{name}_beat_valid")
         self.beat_ready = Signal(name=f"{name}_beat_ready")
-        self.active = Signal(name=f"{name}_active")  # the client owns the DRAM port
 
     def request(self, m: Module, addr, beats, skip=0, words=0) -> None:
         """Comb: present a request (use inside the state that waits for ``req_ready``)."""

@@ -117,7 +117,6 @@ class LoadResidual(Elaboratable):
                     cur.reset(m)
                     m.next = "REQ"
             with m.State("REQ"):
-                m.d.comb += d.active.eq(1)
                 if c > 1:
                     d.request(m, self.ins.a0, n // c)
                 else:
@@ -125,7 +124,7 @@ class LoadResidual(Elaboratable):
                 with m.If(d.req_ready):
                     m.next = "WORDS"
             with m.State("WORDS"):
-                m.d.comb += [d.active.eq(1), d.beat_ready.eq(1)]
+                m.d.comb += d.beat_ready.eq(1)
                 with m.If(d.beat_valid if c > 1 else d.word_valid):
                     m.d.comb += [
                         self.wr.buf.eq(Buf.RESIDUAL),
@@ -210,7 +209,6 @@ class LayerNormEngine(Elaboratable):
                 beats = -(-count // self.hw.streams.words_per_beat)
                 nxt = [f"{x[0]}_REQ" for x in loads[1:]] + ["G_W"]
                 with m.State(f"{name}_REQ"):
-                    m.d.comb += d.active.eq(1)
                     m.d.sync += i.eq(0)
                     if fast:
                         d.request(m, base, beats)
@@ -219,7 +217,7 @@ class LayerNormEngine(Elaboratable):
                     with m.If(d.req_ready):
                         m.next = nxt[n]
                 with m.State(f"{name}_W"):
-                    m.d.comb += [d.active.eq(1), d.beat_ready.eq(fast)]
+                    m.d.comb += d.beat_ready.eq(fast)
                     with m.If(d.beat_valid if fast else d.word_valid):
                         m.d.sync += [i.eq(i + 1), lo.eq(d.word)]
                         if fast:
@@ -387,13 +385,11 @@ class AttentionFeeder(Elaboratable):
                     m.d.sync += [held.eq(0), held_addr.eq(ins.a2)]
                     m.next = "REQ"
             with m.State("REQ"):
-                m.d.comb += d.active.eq(1)
                 addr, beats, skip = word_span(hw, ins.a2, 0, 1)
                 d.request(m, addr, beats, skip, 1)
                 with m.If(d.req_ready):
                     m.next = "WORD"
             with m.State("WORD"):
-                m.d.comb += d.active.eq(1)
                 with m.If(d.word_valid):
                     mm, ss = requant_fields(d.word)
                     m.d.sync += [lm.eq(mm), ls.eq(ss), held.eq(1)]

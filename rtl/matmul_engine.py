@@ -185,15 +185,14 @@ class MatmulEngine(Elaboratable):
 
     def _fields(self, ins, combine) -> dict:
         """The job of instruction ``ins`` (decoded fields; ``combine``: MOE_COMBINE): its rows
-        ``count`` (an expert's queue length for GATHER / SCATTER), reduction ``kk``, output
-        columns ``out`` and weight ``step`` (TASK: task id * stride)."""
+        ``count`` (an expert's queue length for GATHER / SCATTER), reduction ``kk`` and output
+        columns ``out``."""
         a = self.hw.arith
         gathered = (ins.flags & (Flag.GATHER | Flag.SCATTER)) != 0
         return {
             "count": Mux(combine, a.tokens, Mux(gathered, self.queues.counts[ins.index], ins.rows)),
             "kk": Mux(combine, 1, ins.k),
             "out": Mux(combine, a.embed_dim, ins.out),
-            "step": Mux((ins.flags & Flag.TASK) != 0, self.task[:8] * ins.stride, 0),
         }
 
     def _epi_mode(self, m: Module, epi, combine, name: str) -> tuple[Signal, Signal]:
@@ -274,7 +273,9 @@ class MatmulEngine(Elaboratable):
         self.l_idle = Signal(name="l_idle")  # both loader processes are done
         self.pre = Signal(name="l_pre")  # the loader has started the next job
         nxt_cmb = nxt.op == Op.MOE_COMBINE
-        nxt_job = self.nxt_ok & ((nxt.op == Op.MATMUL) | nxt_cmb)
+        held = Signal(name="l_nxt_held")  # the next instruction has been there a cycle
+        m.d.sync += held.eq(self.nxt_ok)
+        nxt_job = self.nxt_ok & held & ((nxt.op == Op.MATMUL) | nxt_cmb)
         ahead = (self.running & self.l_idle & ~self.pre & nxt_job
                  & (self._fields(nxt, nxt_cmb)["count"] != 0))  # fmt: skip
         now = self.go & ~self.pre
@@ -284,8 +285,14 @@ class MatmulEngine(Elaboratable):
         cmb = Mux(self.running, nxt_cmb, self.combine)
         f = self._fields(SimpleNamespace(**src), cmb)
         mode, _ = self._epi_mode(m, src["epi"], cmb, "ld")
+        # the weight step (TASK: task id * stride) of either instruction, each product formed
+        # from registers into a register (the instructions are there a cycle before they load)
+        steps = []
+        for x, n in ((nxt, "nxt"), (ins, "ins")):
+            steps.append(Signal(32, name=f"l_step_{n}"))
+            m.d.sync += steps[-1].eq(Mux((x.flags & Flag.TASK) != 0, self.task[:8] * x.stride, 0))
         vals = {"a0": src["a0"], "a1": src["a1"], "a2": src["a2"], "a3": src["a3"],
-                "step": f["step"], "kk": f["kk"], "out": f["out"], "cmb": cmb,
+                "step": Mux(self.running, *steps), "kk": f["kk"], "out": f["out"], "cmb": cmb,
                 "gelu": (mode == EpiMode.GELU)}  # fmt: skip
         widths = {"step": 32, "kk": 16, "out": 16, "cmb": 1, "gelu": 1}
         self.ld = {k: Signal(widths.get(k, len(v)), name=f"ld_{k}") for k, v in vals.items()}
@@ -324,7 +331,6 @@ class MatmulEngine(Elaboratable):
         reqs = {k: [Signal(32, name=f"r_{k}_{f}") for f in ("addr", "beats", "skip", "words")]
                 for k in ("bias", "rq")}  # fmt: skip
         with self._lstate(m, "Q2"):
-            m.d.comb += d.active.eq(1)
             d.request(m, *word_span(self.hw, ld["a3"], 0, 1), 1)
             with m.If(d.req_ready):
                 m.next = "NEXT"
@@ -344,7 +350,6 @@ class MatmulEngine(Elaboratable):
         for state, k, absent, then in (("BIAS", "bias", no_bias, "RQ"),
                                        ("RQ", "rq", no_q, "WEIGHTS")):  # fmt: skip
             with self._lstate(m, state):
-                m.d.comb += d.active.eq(1)
                 with m.If(absent):
                     m.next = then
                 with m.Else():
@@ -352,7 +357,6 @@ class MatmulEngine(Elaboratable):
                     with m.If(d.req_ready):
                         m.next = then
         with self._lstate(m, "WEIGHTS"):
-            m.d.comb += d.active.eq(1)
             with m.If(~ld["cmb"]):
                 d.request(m, wslab, self.wbeats)
             with m.If(ld["cmb"] | d.req_ready):
@@ -391,7 +395,7 @@ class MatmulEngine(Elaboratable):
         k, beat_i = Signal(16, name="l_k"), Signal(range(max(rb, 2)), name="l_beat")
         m2, s2 = Signal.like(self.m2[0], name="l_m2"), Signal.like(self.s2[0], name="l_s2")
         with self._lstate(m, "Q2"):
-            m.d.comb += [d.active.eq(1), d.word_ready.eq(1)]
+            m.d.comb += d.word_ready.eq(1)
             with m.If(d.word_valid):
                 mm, ss = requant_fields(d.word)
                 m.d.sync += [m2.eq(mm), s2.eq(ss)]
@@ -409,7 +413,6 @@ class MatmulEngine(Elaboratable):
         wpb = self.hw.streams.words_per_beat
         sh = wpb.bit_length() - 1
         with self._lstate(m, "BIAS"):
-            m.d.comb += d.active.eq(1)
             total = n * 2 if wide else n
             if beats:
                 total = (total + wpb - 1) >> sh
@@ -426,7 +429,7 @@ class MatmulEngine(Elaboratable):
                     m.d.sync += idx.eq(0)
                     m.next = "RQ"
         with self._lstate(m, "RQ"):
-            m.d.comb += [d.active.eq(1), d.word_ready.eq(~no_q), d.beat_ready.eq(~no_q)]
+            m.d.comb += [d.word_ready.eq(~no_q), d.beat_ready.eq(~no_q)]
             total = (n + wpb - 1) >> sh if beats else n
             with m.If(no_q):
                 m.next = "WEIGHTS"
@@ -479,7 +482,7 @@ class MatmulEngine(Elaboratable):
         wp = self.wmem.write_port()
         ld = self.ld
         with self._lstate(m, "WEIGHTS"):
-            m.d.comb += [d.active.eq(1), d.beat_ready.eq(~ld["cmb"])]
+            m.d.comb += d.beat_ready.eq(~ld["cmb"])
             lanes = d.beat[: per * wb]
             addr = Mux(par, a.max_k, 0) + k
             with m.If(ld["cmb"]):
