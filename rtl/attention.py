@@ -23,9 +23,9 @@ DRAIN: one sequential saturating divider array (3 + b cycles per row, one lane p
 element) emits the P output rows in order (``out`` stream, one row per beat).
 Cycles per block of P rows: ``2P + N + logit_stages(DH) + 7 + P*(b + 4)`` (for DH = 32 or 64:
 ``2P + N + 14 + P*(b + 4)``). Synthesis measure (benchmarks/synth_rtl.py) at m3vit widths:
-13 logic levels, the state-update loop of ``l`` (the shift by ``d`` mapped as two wide LUTs,
-LUT + MUXF7/8/9 each, then the carry-select add); 12 with ``--nowidelut`` (LUT6 at most):
-the divider's step, no path deeper.
+12 logic levels, the divider's step. The state-update loops split their shift by ``d`` around
+the add (see :func:`online_softmax_step`); with the whole shift before the add, abc mapped it
+as two wide LUTs (LUT + MUXF7/8/9 each) and the loop was 13.
 """
 
 from __future__ import annotations
@@ -96,14 +96,10 @@ def delays(m: Module, sigs: tuple, first: int, n: int, name: str) -> list[tuple]
     return out
 
 
-def shr4(v: Value, d: Value) -> Value:
-    """``v >> d`` (arithmetic for a signed ``v``) as one 4:1 multiplexer level per two bits of
-    ``d`` (a LUT6 each), shallower than a chain of 2:1 levels: the state-update loop of
-    :func:`online_softmax_step` is this shift and one adder."""
-    for k in range(0, len(d), 2):
-        sel = d[k : k + 2]
-        v = Array(v >> (j << k) for j in range(1 << len(sel)))[sel]
-    return v
+def shr_by(v: Value, amount: Value, unit: int) -> Value:
+    """``v >> (amount * unit)`` (arithmetic for a signed ``v``): one multiplexer over every
+    value of ``amount``."""
+    return Array(v >> (j * unit) for j in range(1 << len(amount)))[amount]
 
 
 def exp2_shift(new, t_int, out: int) -> Value:
@@ -131,6 +127,14 @@ def online_softmax_step(m: Module, a, ctl: tuple, t, v_late: list, name: str, v_
     Returns ``{"l", "acc", "upd_last"}``: the state registers, updated 6 cycles after ``t``,
     and a flag high in the cycle a ``last`` key updates them (the row's result is final
     after it).
+
+    The state loop splits its shift around the add: ``d = 4 a + b``, and each state
+    register holds its value already divided by ``2^(4 a)`` of the key one stage behind
+    (known a cycle early), so the loop is ``x' = floor((floor(x / 2^b) + p) / 2^(4 a'))``: a
+    4:1 multiplexer, the add, an 8:1 multiplexer (by ``floor(floor(y / 2^i) / 2^j) =
+    floor(y / 2^(i+j))``, and ``floor(y / 2^d) + p = floor((y + p 2^d) / 2^d)``). An empty
+    slot shifts by 0 and adds 0. A row's first key clears the state the cycle before it is
+    added (rows are separated by a DRAIN, so the previous result has been read).
     """
     F, O = a.exp_frac_bits, a.exp_out_bits
     ctl = delays(m, ctl, 1, 5, name)
@@ -157,28 +161,32 @@ def online_softmax_step(m: Module, a, ctl: tuple, t, v_late: list, name: str, v_
     rd = exp2_rom(m, f"{name}_exp2_rom", F, O)
     m.d.comb += rd.addr.eq(tf3)
     p4 = reg(m, ON, rd.data >> sh3, f"{name}_p4", unsigned(O + 1))
-    d4 = reg(m, ON, d3, f"{name}_d4")
+    v3 = ctl[3][0]
+    d4 = reg(m, ON, Mux(v3, d3, 0), f"{name}_d4")  # 0 for an empty slot
     # stage 5: p * v (v from the caller's v_lag, delayed to 4 cycles after t)
     for k in range(4 - v_lag):
         v_late = [reg(m, ON, v, f"{name}_vd{k}_{i}") for i, v in enumerate(v_late)]
     pv = [reg(m, ON, p4 * v, f"{name}_pv{i}") for i, v in enumerate(v_late)]
-    d5, p5 = reg(m, ON, d4, f"{name}_d5"), reg(m, ON, p4, f"{name}_p5")
-    v5, f5, l5 = ctl[5]
-    # stage 6: state update (first key: state = its contribution)
+    v4, f4, _ = ctl[4]
+    d5, p5 = reg(m, ON, d4, f"{name}_d5"), reg(m, ON, Mux(v4, p4, 0), f"{name}_p5")
+    v5, _, l5 = ctl[5]
+    # stage 6: state update (see above: fine shift by d5's low bits, add, coarse shift by the
+    # next slot's d4 high bits; a row's first key finds the state cleared)
     ell = Signal(unsigned(a.softmax_sum_bits), name=f"{name}_l")
     acc = [Signal(signed(a.softmax_acc_bits), name=f"{name}_acc{i}") for i in range(len(pv))]
 
-    # the adds carry-select (this loop is the shift and one add); the shifted state is a
-    # named wire, as csel_add slices it and a slice of an Array index copies the whole mux
-    def kept(x, d, n: str) -> Signal:
-        sig = Signal(x.shape(), name=f"{name}_{n}")
-        m.d.comb += sig.eq(Mux(f5, 0, shr4(x, d)))
-        return sig
+    def update(x, add, d, n: str) -> None:  # d: this key's shift (its low bits are left)
+        # named wires: csel_add slices its operand, and a slice of an Array index would copy
+        # the whole multiplexer into every slice
+        fine, new = Signal(x.shape(), name=f"{name}_{n}f"), Signal(x.shape(), name=f"{name}_{n}n")
+        m.d.comb += [fine.eq(shr_by(x, d[:2], 1)), new.eq(csel_add(fine, add, len(x)))]
+        m.d.sync += x.eq(shr_by(new, d4[2:], 4))
+        with m.If(v4 & f4):
+            m.d.sync += x.eq(0)
 
-    with m.If(v5):
-        m.d.sync += ell.eq(csel_add(kept(ell, d5, "lsh"), p5, len(ell)))
-        m.d.sync += [acc[i].eq(csel_add(kept(acc[i], d5, f"ash{i}"), pv[i], len(acc[i])))
-                     for i in range(len(pv))]  # fmt: skip
+    update(ell, p5, d5, "l")
+    for i in range(len(pv)):
+        update(acc[i], Mux(v5, pv[i], 0), d5, f"a{i}")
     return {"l": ell, "acc": acc, "upd_last": v5 & l5}
 
 
