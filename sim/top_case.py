@@ -34,13 +34,15 @@ def first_weight_byte(prep: Prepared) -> int:
     return w * prep.hw.streams.beat_bytes
 
 
-def ahead_weight_byte(prep: Prepared) -> int:
+def ahead_weight_byte(prep: Prepared) -> int | None:
     """Byte offset of the first weight beat of the first matrix job that follows another with
-    fixed rows (an MLP's fc2): the engine loads it ahead, while the job before runs."""
+    fixed rows (an MLP's fc2): the engine loads it ahead, while the job before runs. None for
+    a model without one (every block MoE)."""
     insns, fixed = prep.program.insns, Flag.GATHER | Flag.SCATTER
     pairs = zip(insns, insns[1:], strict=False)
-    return next(b.w * prep.hw.streams.beat_bytes for a, b in pairs
-                if a.OP == b.OP == Op.MATMUL and not (a.flags | b.flags) & fixed)  # fmt: skip
+    found = (b.w * prep.hw.streams.beat_bytes for a, b in pairs
+             if a.OP == b.OP == Op.MATMUL and not (a.flags | b.flags) & fixed)  # fmt: skip
+    return next(found, None)
 
 
 def protocol_frames(prep: Prepared, seed: int) -> list[dict]:
@@ -63,7 +65,8 @@ def protocol_frames(prep: Prepared, seed: int) -> list[dict]:
     long[len(base) - 1, -1], long[-1, -1] = 0, 1
     short = base[: len(base) // 2].copy()
     short[-1, -1] = 1
-    return [
+    ahead = ahead_weight_byte(prep)
+    frames = [
         _good(prep, "eval", prep.pixels(), 0),
         _good(prep, "noise1", noise(), last),
         _bad("short", short, 0, "short_frame"),
@@ -74,11 +77,11 @@ def protocol_frames(prep: Prepared, seed: int) -> list[dict]:
         _good(prep, "noise4", noise(), 0),
         _bad("read_error", base, 0, "axi_read_error", bad_bytes=(first_weight_byte(prep),)),
         _good(prep, "noise5", noise(), last),
-        _bad(
-            "read_error_ahead", base, last, "axi_read_error", bad_bytes=(ahead_weight_byte(prep),)
-        ),
-        _good(prep, "noise6", noise(), 0),
     ]
+    if ahead is not None:
+        frames += [_bad("read_error_ahead", base, last, "axi_read_error", bad_bytes=(ahead,)),
+                   _good(prep, "noise6", noise(), 0)]  # fmt: skip
+    return frames
 
 
 def write_case(config: str, folder: Path, seed: int) -> Path:
