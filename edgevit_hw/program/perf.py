@@ -11,9 +11,12 @@ throughputs are those stated in the RTL units' docstrings and measured by their 
     weight port   one beat of port_bits per cycle once a burst runs; a column slab needs
                   K * slab_row_beats weight beats (pre-tiled, program/image.py) plus its
                   biases and requant words.
-                  Slabs are double-buffered: the next slab (of this job or the next one,
-                  across experts too) loads while the current one computes, so a slab costs
-                  max(compute, load) and the first slab of the frame pays its load in full.
+                  Slabs are double-buffered: the next slab loads while the current one
+                  computes, so a slab costs max(compute, load). The loader looks one
+                  instruction ahead (rtl/matmul_engine.py): a matrix job that follows one
+                  with rows (or MOE_COMBINE) has its first slab loaded already, across
+                  experts too; a job after any other instruction pays its first slab's load
+                  in full.
     layernorm     (rtl/engines.py LayerNormEngine, rtl/layernorm.py)  gamma (32-bit) and
                   beta (64-bit) first, a beat of c elements per cycle when c divides L
                   (L = act_lanes; c = words_per_beat / words per element), else a 32-bit word
@@ -146,14 +149,15 @@ class _Model:
         rq_words = 0 if insn.q == isa.NONE else c
         return weights + self.beats_words(bias_words + rq_words)
 
-    def matmul(self, label: str, insn: isa.MatMul) -> InsnCost:
+    def matmul(self, label: str, insn: isa.MatMul, ahead: bool) -> InsnCost:
+        """``ahead``: its first slab was loaded during the job before it."""
         hw, rows = self.hw, self.rows(label, insn)
         if rows == 0:
             return InsnCost(label, "compute", 0, 0, 0, 0)
         slabs = math.ceil(insn.out / hw.mac_cols)
         compute = math.ceil(rows / hw.mac_rows) * max(insn.k, hw.mac_rows)
         load = self.slab_load(insn)
-        cycles = slabs * max(compute, load) + FILL
+        cycles = slabs * max(compute, load) + FILL + (0 if ahead else load)
         macs = rows * insn.k * insn.out
         return InsnCost(label, "compute", cycles, slabs * compute, macs, slabs * load)
 
@@ -169,11 +173,11 @@ class _Model:
         rows = a.tokens * w + w + (lanes - 1).bit_length() + LN_FILL
         return load(1) + load(2) + 3 + rows
 
-    def cost(self, label: str, insn: isa.Insn) -> InsnCost:
+    def cost(self, label: str, insn: isa.Insn, ahead: bool = False) -> InsnCost:
         a, hw = self.a, self.hw
         n, d = a.tokens, a.embed_dim
         if insn.OP == Op.MATMUL:
-            return self.matmul(label, insn)
+            return self.matmul(label, insn, ahead)
         simple = {
             Op.LOAD_RES: ("load", self.beats_words(n * d), self.beats_words(n * d)),
             Op.LAYERNORM: ("layernorm", self.layernorm(), self.beats_words(3 * d + 3)),
@@ -192,15 +196,18 @@ class _Model:
 
 def estimate(program: Program, queue_counts: list[list[int]] | None = None) -> PerfReport:
     """Cycles of one frame of ``program`` (see the module docstring for every formula); the
-    'program' row is the first weight slab's exposed load (the fetch of the instructions
-    themselves overlaps it) and counts the instruction beats as DRAM traffic."""
+    'program' row counts the instruction beats as DRAM traffic (their fetch overlaps the
+    first job's)."""
     hw = program.hw
     moe_blocks = [int(lab.split(".")[1]) for lab in program.labels if lab.endswith(".queues")]
     model = _Model(hw, dict(zip(moe_blocks, queue_counts, strict=True)) if queue_counts else None)
     pairs = list(zip(program.labels, program.insns, strict=True))
-    costs = [model.cost(lab, ins) for lab, ins in pairs]
-    first = next(ins for _, ins in pairs if ins.OP == Op.MATMUL)
-    fetch = InsnCost("program", "fetch", model.slab_load(first), 0, 0, program.data_base)
+    costs: list[InsnCost] = []
+    for lab, ins in pairs:
+        prev = costs[-1] if costs else None
+        ahead = prev is not None and prev.unit == "compute" and prev.cycles > 0
+        costs.append(model.cost(lab, ins, ahead))
+    fetch = InsnCost("program", "fetch", 0, 0, 0, program.data_base)
     return PerfReport(hw, (fetch, *costs), pixel_beats(hw))
 
 
