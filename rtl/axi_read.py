@@ -149,12 +149,14 @@ class AxiReadMaster(wiring.Component):
             p_c=Signal(),
             p_hi=Signal(hbits),
             p_left=Signal(32),
+            p_page=Signal(self._page_bits() + 1),  # beats from p_lo to the 4 KB boundary
             # S: the request being split into bursts and its next burst (length, final)
             cmd_valid=Signal(),
             cmd_lo=Signal(32),
             cmd_c=Signal(),
             cmd_hi=Signal(hbits),
             cmd_left=Signal(32),  # its beats not yet issued
+            cmd_page=Signal(self._page_bits() + 1),  # beats from cmd_lo to the boundary
             settle=Signal(),  # length / final are being recomputed after a burst
             length=Signal(range(self._burst + 1)),  # next burst's beats
             final=Signal(),  # the next burst ends its request
@@ -183,6 +185,7 @@ class AxiReadMaster(wiring.Component):
         address ``base + addr`` (its low half and carry): ``req.payload`` meets one 32-bit
         adder before a register (the caller registers it, e.g. :class:`rtl.dram.DramWords`)."""
         req, base = self.req.payload, self.base[self._shift :]
+        pb = self._page_bits()
         m.d.comb += self.req.ready.eq((~s.p_valid | s.load) & ~self.flush)
         with m.If(self.flush):
             m.d.sync += s.p_valid.eq(0)
@@ -190,20 +193,22 @@ class AxiReadMaster(wiring.Component):
             m.d.sync += [
                 s.p_valid.eq(req.beats != 0),  # an empty request ends here
                 Cat(s.p_lo, s.p_c).eq(base[:32] + req.addr),
+                s.p_page.eq((1 << pb) - (base + req.addr)[:pb]),
                 s.p_hi.eq(base[32:]),
                 s.p_left.eq(req.beats),
             ]
         with m.Elif(s.load):
             m.d.sync += s.p_valid.eq(0)
 
-    def _next_burst(self, m: Module, lo, left, name: str) -> tuple:
-        """``(length, final)`` of the burst from beat address ``lo`` (its low bits) with
-        ``left`` beats to go: ``min(left, burst_beats, beats to the 4 KB boundary)``, final
-        when that is ``left``. Compares of a few bits: ``left`` > the page is a test of its
-        high bits."""
-        pb = exact_log2(BOUNDARY >> self._shift)  # log2(beats per 4 KB)
-        to_page = Signal(pb + 1, name=f"{name}_to_page")
-        m.d.comb += to_page.eq((1 << pb) - lo[:pb])
+    def _page_bits(self) -> int:
+        return exact_log2(BOUNDARY >> self._shift)  # log2(beats per 4 KB)
+
+    def _next_burst(self, m: Module, to_page, left, name: str) -> tuple:
+        """``(length, final)`` of the burst with ``to_page`` beats to the 4 KB boundary (a
+        register, kept beside the address) and ``left`` beats to go: ``min(left,
+        burst_beats, to_page)``, final when that is ``left``. Compares of a few bits:
+        ``left`` > the page is a test of its high bits."""
+        pb = self._page_bits()
         cap = Mux(to_page < self._burst, to_page, self._burst)
         low = left[: pb + 1]
         fits = ~left[pb + 1 :].any() & (low <= to_page) & (low <= self._burst)
@@ -214,8 +219,9 @@ class AxiReadMaster(wiring.Component):
         each other without a gap); after a burst that does not end its request, one cycle
         (``settle``) recomputes the next burst from the advanced address and count."""
         m.d.comb += s.load.eq(s.p_valid & (~s.cmd_valid | (s.issue & s.final)) & ~self.flush)
-        p_len, p_final = self._next_burst(m, s.p_lo, s.p_left, "p")
-        c_len, c_final = self._next_burst(m, s.cmd_lo, s.cmd_left, "cmd")
+        full = 1 << self._page_bits()  # beats of a whole 4 KB page
+        p_len, p_final = self._next_burst(m, s.p_page, s.p_left, "p")
+        c_len, c_final = self._next_burst(m, s.cmd_page, s.cmd_left, "cmd")
         with m.If(self.flush):
             m.d.sync += s.cmd_valid.eq(0)
         with m.Elif(s.load):
@@ -225,6 +231,7 @@ class AxiReadMaster(wiring.Component):
                 s.cmd_c.eq(s.p_c),
                 s.cmd_hi.eq(s.p_hi),
                 s.cmd_left.eq(s.p_left),
+                s.cmd_page.eq(s.p_page),
                 s.settle.eq(0),
                 s.length.eq(p_len),
                 s.final.eq(p_final),
@@ -235,6 +242,8 @@ class AxiReadMaster(wiring.Component):
                 Cat(s.cmd_lo, s.cmd_c).eq(s.cmd_lo + s.length),
                 s.cmd_hi.eq(s.cmd_hi + s.cmd_c),
                 s.cmd_left.eq(s.cmd_left - s.length),
+                # a burst that reaches the boundary starts the next page
+                s.cmd_page.eq(Mux(s.cmd_page == s.length, full, s.cmd_page - s.length)),
                 s.settle.eq(1),
             ]
         with m.Elif(s.settle):
