@@ -203,7 +203,7 @@ class AxiReadMaster(wiring.Component):
     def _page_bits(self) -> int:
         return exact_log2(BOUNDARY >> self._shift)  # log2(beats per 4 KB)
 
-    def _next_burst(self, m: Module, to_page, left, name: str) -> tuple:
+    def _next_burst(self, to_page, left) -> tuple:
         """``(length, final)`` of the burst with ``to_page`` beats to the 4 KB boundary (a
         register, kept beside the address) and ``left`` beats to go: ``min(left,
         burst_beats, to_page)``, final when that is ``left``. Compares of a few bits:
@@ -220,8 +220,8 @@ class AxiReadMaster(wiring.Component):
         (``settle``) recomputes the next burst from the advanced address and count."""
         m.d.comb += s.load.eq(s.p_valid & (~s.cmd_valid | (s.issue & s.final)) & ~self.flush)
         full = 1 << self._page_bits()  # beats of a whole 4 KB page
-        p_len, p_final = self._next_burst(m, s.p_page, s.p_left, "p")
-        c_len, c_final = self._next_burst(m, s.cmd_page, s.cmd_left, "cmd")
+        p_len, p_final = self._next_burst(s.p_page, s.p_left)
+        c_len, c_final = self._next_burst(s.cmd_page, s.cmd_left)
         with m.If(self.flush):
             m.d.sync += s.cmd_valid.eq(0)
         with m.Elif(s.load):
