@@ -225,10 +225,16 @@ class MatmulEngine(Elaboratable):
         """Slab constants and weights into bank / half ``par``, one slab ahead.
 
         Two processes: the **requester** asks for a slab's biases, requantization words and
-        weight tile back to back (three requests, one DRAM latency) as soon as the slab's bank
-        is empty, so it asks for slab s + 1 while slab s's data still arrives; the
-        **consumer** takes the answers in the same order (the reader answers in order) into
-        the bank and marks it full. ``bank_asked[p]``: bank p's requests are out.
+        weight tile back to back (three requests, one DRAM latency) as soon as the bank's
+        previous slab has been taken in (``bank_asked`` clear), before the bank is empty: it
+        asks for slab s + 2 while slab s + 1's data arrives and slab s computes, so the DRAM
+        latency hides behind the data before it. The **consumer** takes the answers in the
+        same order (the reader answers in order) into the bank once the bank is empty (its
+        slab's last cfg has gone; until then the answers wait in the reader's FIFO, whose
+        credits hold further bursts back) and marks it full. ``bank_asked[p]``: bank p's
+        requests are out. A full bank empties without the DRAM port (its slab computes from
+        the banks and the activation memories), so the wait always ends; answers behind it
+        (the sequencer's prefetch) wait with it.
 
         The loader runs on its own copy of a job's fields (``ld``), taken at the job's go, or
         ahead of it: when both processes are done with the running job's slabs and the
@@ -338,7 +344,7 @@ class MatmulEngine(Elaboratable):
             m.d.sync += n.eq(self._ncols(col0, ld["out"]))
             with m.If(col0 >= ld["out"]):
                 m.next = "IDLE"
-            with m.Elif(~self.bank_full[par] & ~self.bank_asked[par]):
+            with m.Elif(~self.bank_asked[par]):
                 m.d.sync += self.bank_asked[par].eq(1)
                 m.next = "PREP"
         with self._lstate(m, "PREP"):
@@ -404,7 +410,7 @@ class MatmulEngine(Elaboratable):
             m.d.sync += [idx.eq(0), k.eq(0), beat_i.eq(0), n.eq(self._ncols(col0, ld["out"]))]
             with m.If(col0 >= ld["out"]):
                 m.next = "IDLE"
-            with m.Elif(self.bank_asked[par]):
+            with m.Elif(self.bank_asked[par] & ~self.bank_full[par]):
                 for c in range(C):
                     m.d.sync += [bias[par][c].eq(0), rm[par][c].eq(0), rs[par][c].eq(0)]
                 m.d.sync += [self.m2[par].eq(m2), self.s2[par].eq(s2)]
