@@ -323,9 +323,11 @@ def _limits(prep, frames: int) -> tuple[int, int]:
 
 def run_frames(prep, frames: list[np.ndarray], tasks: list[int], latency: int = LATENCY,
                waves: bool | None = None, out: Path | None = None,
-               debug: dict | None = None, image: bytes | None = None) -> RunResult:  # fmt: skip
+               debug: dict | None = None, image: bytes | None = None,
+               wrapper: tuple[str, ...] = ()) -> RunResult:  # fmt: skip
     """Run ``frames`` (uint8 [C, H, W] each) with ``tasks`` through the top in one run of
-    len(frames) frames (``image``: another DRAM image than the program's, for tests);
+    len(frames) frames (``image``: another DRAM image than the program's, for tests;
+    ``wrapper``: a command the bench runs under, such as a profiler's);
     ``waves`` (default: ``WAVES=1`` in the environment) dumps an FST in the
     run folder ``out`` (default: a new folder under the build folder, removed after a run that
     went well unless it holds waves). ``debug`` (internal, see
@@ -335,7 +337,7 @@ def run_frames(prep, frames: list[np.ndarray], tasks: list[int], latency: int = 
     exe = build(prep.hw, "debug" if debug else "waves" if waves else "fast")
     job = _write_job(prep, frames, tasks, latency, waves, out, exe, debug, image)
     with step(f"simulating {len(frames)} frame(s) of {prep.hw.spec_name} (Verilator, C++ bench)"):
-        proc = _simulate(exe, job)
+        proc = _simulate(exe, job, wrapper)
     res = _read_result(prep, job.parent, proc, waves, bool(debug), latency)
     if out is None and not (waves or debug):  # a temporary folder of a run that went well
         shutil.rmtree(job.parent, ignore_errors=True)
@@ -385,8 +387,8 @@ def _write_job(prep, frames, tasks, latency, waves, out, exe, debug=None, image=
     return out / "job.txt"
 
 
-def _simulate(exe: Path, job: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(exe), str(job)], capture_output=True, text=True)
+def _simulate(exe: Path, job: Path, wrapper: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    return subprocess.run([*wrapper, str(exe), str(job)], capture_output=True, text=True)
 
 
 def _read_result(prep, out: Path, proc, waves: bool, partial: bool, latency: int) -> RunResult:
