@@ -13,8 +13,9 @@ sink is always ready. It records the cycle of every ``dbg_pc`` change, so each i
 cycles are known, and every wait is bounded (a hang ends with an error naming the pc, its label
 and STATUS). Its speed is that of the Verilated model (two evaluations per cycle; the bench's own
 work is under 2% of a profile; the top's registered reset keeps the next-state logic out of the
-evaluation of input changes): about 100 k cycles/s for m3vit and 220 k for micro_moe on one
-core of these machines, with the other core busy.
+evaluation of input changes): 75-90 k cycles/s for m3vit and about 220 k for micro_moe on one
+core of these machines. Verilator evaluates every module on every cycle, busy or idle:
+``benchmarks/sim_profile.py`` shows where an m3vit cycle's time goes, module by module.
 
 Builds are cached like :mod:`edgevit_hw.sim.runner` does, in ``build/rtl/fullframe-<variant>-
 <spec>-<key>`` keyed by the derived parameters, the RTL sources and the flags; a changed harness

@@ -22,7 +22,7 @@ from edgevit_hw.driver import (
 )
 from edgevit_hw.driver.backends import CsimBackend, GoldenBackend
 from edgevit_hw.ml.images import EVAL_IMAGE, fit_image, load_image, random_pixels
-from edgevit_hw.program.streams import frame_beats
+from edgevit_hw.program.streams import frame_beats, pixel_beats
 
 
 def _good_frames(prep, seed):
@@ -250,7 +250,7 @@ def test_rtl_streams_frames_while_the_previous_one_computes(micro, seed):
     print(f"lone frames {[f.cycles for f in alone]} cycles; between streamed frames: {gaps}")
     for a, b in pairwise(res):
         assert b.pixels_in[1] < a.tokens_out, f"frame {b.index} waited for frame {a.index}"
-    beats = micro.hw.arith.patches * micro.hw.arith.patch_dim // micro.hw.streams.pixels_per_beat
+    beats = pixel_beats(micro.hw)
     for f in alone:
         assert f.cycles == f.tokens_out - f.pixels_in[0] + 1
         assert f.pixels_in[1] - f.pixels_in[0] + 1 == beats
