@@ -7,9 +7,10 @@ MOE_RES epilogue computes ``residual_add(res, moe_sum, m, s)``). Three processes
   word once per job) into constant bank ``s % 2`` and the slab's ``K * slab_row_beats`` beats
   (pre-tiled: one k-row of C lanes per ``slab_row_beats`` beats) into weight-tile half
   ``s % 2``; it loads slab s + 1 while slab s computes (double buffer). Its requester puts a
-  slab's three requests out back to back as soon as the bank is free, its consumer takes the
-  answers in order (whole beats of constants when C is a multiple of the words per beat), so
-  a slab costs one DRAM latency, hidden behind the previous slab's data. When the job's last
+  slab's three requests out back to back once the bank's previous slab has been taken in
+  (before the bank is free), its consumer takes the answers in order into the bank once it is
+  free (whole beats of constants when C is a multiple of the words per beat), so a slab's
+  DRAM latency hides behind the previous slab's data. When the job's last
   slab is asked and loaded, the loader goes on to the **next instruction** if the sequencer
   has prefetched it and it is a matrix job with rows (so across experts, and into
   MOE_COMBINE): its first slab loads while this job's last one computes. The loader keeps its

@@ -55,10 +55,11 @@ from edgevit_hw.sim.runner import waves_requested
 from edgevit_hw.core.derive import HwParams
 from edgevit_hw.core.errors import EdgeVitError
 from edgevit_hw.program import regmap
+from edgevit_hw.program.perf import DRAM_LATENCY
 from edgevit_hw.progress import step
 
 BASE = 0x10000  # byte address of the DRAM image (nonzero on purpose)
-LATENCY = 40  # cycles from an AR handshake to the burst's first R beat
+LATENCY = DRAM_LATENCY  # cycles from an AR handshake to the burst's first R beat
 HARNESS = "fullframe.cpp"
 HARNESS_FILES = (HARNESS, "topbench.h", "serve.h")  # the bench's C++ (one translation unit)
 # -O1: g++ -O2 spends minutes on each of Verilator's 10k-line functions of the top (313 s against

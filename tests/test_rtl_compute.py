@@ -32,3 +32,12 @@ def test_compute_unit_large(shape):
     rows, cols = shape
     hw = variant(f"mac{rows}x{cols}", mac_rows=rows, mac_cols=cols)
     run_bench("compute_unit", hw, "edgevit_hw.sim.bench_compute", SEED + 1, EVH_TILES="40")
+
+
+def test_cycle_model_states_the_epilogue_stages():
+    """The perf model's matrix-job drain counts the epilogue's pipeline stages."""
+    from edgevit_hw.rtl.epilogue import STAGES
+
+    from edgevit_hw.program.perf import EPI_STAGES
+
+    assert EPI_STAGES == STAGES

@@ -22,10 +22,15 @@ def _frames(prep, rng) -> tuple[list[np.ndarray], list[int]]:
 
 @pytest.mark.parametrize("config", ["micro_moe", "odd_moe"])
 def test_fullframe_bit_exact_and_traced(config):
-    from edgevit_hw.sim.fullframe import run_frames
+    """Every frame bit-exact, its cycles accounted for instruction by instruction, the counters
+    consistent, and each layer's cycles within 10% of the cycle model's (given the routing the
+    interpreter measures on that frame)."""
+    from edgevit_hw.sim.fullframe import group_cycles, run_frames
     from edgevit_hw.sim.fullframe_trace import first_difference
 
-    from edgevit_hw.core.golden import golden_forward
+    from edgevit_hw.core.golden import golden_forward, patchify
+    from edgevit_hw.program.interpreter import Interpreter
+    from edgevit_hw.program.perf import estimate
 
     print(f"seed {SEED}")
     prep = prepared(config)
@@ -41,6 +46,12 @@ def test_fullframe_bit_exact_and_traced(config):
         assert f.wait + int(cycles.sum()) + f.tail == f.frame_cycles
         assert 0 <= f.tail <= 4, f"FRAME_CYCLES counts {f.tail} cycles past the last instruction"
         assert f.first_pixel < f.last_pixel <= f.start < f.last_token <= f.pc_cycles[-1]
+        interp = Interpreter(prep.program.image, prep.hw)
+        interp.run(patchify(px, prep.spec.model.patch), f.task)
+        rep = estimate(prep.program, interp.queue_counts)
+        want = group_cycles([c.label for c in rep.costs], [c.cycles for c in rep.costs])
+        for layer, got in group_cycles(prep.program.labels, cycles).items():
+            assert abs(got / want[layer] - 1) <= 0.10, f"frame {k} {layer}: {got} vs {want}"
     ends = [f.pc_cycles[-1] for f in res.frames[:-1]]
     starts = [f.start for f in res.frames[1:]]
     assert all(e <= s for e, s in zip(ends, starts, strict=True)), "programs overlap"

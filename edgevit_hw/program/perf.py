@@ -6,8 +6,12 @@ embed_dim, ``b`` act_bits, ``E`` experts, ``k`` top_k, ``W`` gate_weight_bits; t
 throughputs are those stated in the RTL units' docstrings and measured by their benches)::
 
     compute unit  (rtl/compute_unit.py)  a tile of R rows x C columns over reduction K takes
-                  max(K, R) cycles; a job of `rows` rows and `out` columns is
-                  ceil(out/C) column slabs of ceil(rows/R) tiles each.
+                  max(max(K, R) + STREAM_GAP, ROW_CYCLES * R + ROW_BLOCK) cycles: K beats into
+                  the array (at least R) and the operand stream's gap between blocks, or the
+                  matrix engine's row producer (rtl/matmul_engine.py, one block ahead) if it
+                  is slower; a job of `rows` rows and `out` columns is
+                  ceil(out/C) column slabs of ceil(rows/R) tiles each, then its drain
+                  (MAC_STAGES + EPI_STAGES + 2 + R cycles to its last row).
     weight port   one beat of port_bits per cycle once a burst runs; a column slab needs
                   K * slab_row_beats weight beats (pre-tiled, program/image.py) plus its
                   biases and requant words.
@@ -16,21 +20,25 @@ throughputs are those stated in the RTL units' docstrings and measured by their 
                   instruction ahead (rtl/matmul_engine.py): a matrix job that follows one
                   with rows (or MOE_COMBINE) has its first slab loaded already, across
                   experts too; a job after any other instruction pays its first slab's load
-                  in full.
-    layernorm     (rtl/engines.py LayerNormEngine, rtl/layernorm.py)  gamma (32-bit) and
-                  beta (64-bit) first, a beat of c elements per cycle when c divides L
+                  in full, after the read's first data (DRAM_LATENCY + READ_PATH).
+    layernorm     (rtl/engines.py LayerNormEngine, rtl/layernorm.py)  the read's first data,
+                  gamma (32-bit) and beta (64-bit), a beat of c elements per cycle when c divides L
                   (L = act_lanes; c = words_per_beat / words per element), else a 32-bit word
                   per cycle, then eps and the requantization word (3 words); then the unit
                   takes one L-lane word per cycle, rows overlapped:
                   N*W + W + ceil(log2 L) + LN_FILL cycles, W = ceil(D/L) words per row.
-    attention     (rtl/attention.py)  per block of P query rows:
+    attention     (rtl/attention.py)  per block of P query rows (a frame's last block takes
+                  as long with fewer rows):
                   2P + N + logit_stages(DH) + 7 + P*(b + 4), logit_stages = products, the q.k
                   adder tree (a register every ATTN_TREE_STEP levels), score * m, two
                   requantization halves.
     router        (rtl/router.py)  E + W + ROUTER_TOKEN cycles per token.
     queues        (rtl/expert_queues.py)  (k + 1) per token, 2 per queued entry, 1 per expert.
-    moe combine   the epilogue's residual path: C values per cycle, N * ceil(D/C).
-    load / output one 32-bit word per lane of the weight port (LOAD_RES); one m_axis beat
+    moe combine   a matrix job of N rows, reduction 1 and D columns that loads no weights
+                  (the epilogue adds the residual and the experts' sum): the row producer
+                  paces it, ceil(D/C) * ceil(N/R) * (ROW_CYCLES * R + ROW_BLOCK) + drain.
+    load / output the read's first data, then one 32-bit word per lane of the weight port
+                  (LOAD_RES); one m_axis beat
                   (tokens_per_beat output elements) per cycle (OUTPUT).
 
 Overlap stated: only weight loads overlap computation (double buffering); every other unit
@@ -56,8 +64,23 @@ from edgevit_hw.program.compiler import Program
 from edgevit_hw.program.isa import Flag, Op
 from edgevit_hw.program.streams import out_beats, pixel_beats
 
-FILL = 6  # per job: MAC array pipeline (input, product, accumulator) + 3 epilogue stages
-# added for logic depth (rtl/epilogue.py STAGES = 11, was 8)
+# A matrix job ends when its last row is written: from its last operand beat, the MAC array's
+# stages (input, product, accumulator), the shadow load, the epilogue's stages and the skid
+# register (rtl/compute_unit.py), then its R rows one per cycle: MAC_STAGES + EPI_STAGES + 2 + R.
+MAC_STAGES = 3  # rtl/mac_array.py
+EPI_STAGES = 11  # rtl/epilogue.py STAGES
+# A read's first data: DRAM_LATENCY cycles from the address handshake to the first beat (the
+# latency the full-frame bench's memory models, sim/fullframe.py), plus the read master's path
+# (rtl/axi_read.py: ARVALID 3 cycles after a request, a beat offered 2 cycles after it arrives).
+# Exposed once per LayerNorm (its parameters), LOAD_RES and matrix job not loaded ahead.
+DRAM_LATENCY = 40
+READ_PATH = 5
+# the matrix engine's row producer: a row's queue read, then its entry (2 cycles); per block a
+# cycle to find the table free and one to mark it full
+ROW_CYCLES, ROW_BLOCK = 2, 2
+# the operand stream between two blocks: the cycle after a block's last beat, the stream's WAIT
+# state and the shift tile's reload
+STREAM_GAP = 3
 LN_FILL = 58  # the LayerNorm unit's fixed pipeline cycles (rtl/layernorm.py FILL)
 ROUTER_TOKEN = 14  # the router's fixed cycles per token (rtl/router.py TOKEN_CYCLES)
 ATTN_TREE_STEP = 2  # adder-tree levels between registers (rtl/attention.py TREE_STEP)
@@ -131,6 +154,8 @@ class _Model:
         self.counts = queue_counts or {}
         per = math.ceil(self.a.tokens * self.a.top_k / self.a.experts)
         self.balanced = [per] * self.a.experts
+        self.drain = MAC_STAGES + EPI_STAGES + 2 + hw.mac_rows  # a matrix job's last rows out
+        self.first_data = DRAM_LATENCY + READ_PATH
 
     def beats_words(self, words: int) -> int:
         return math.ceil(words / self.hw.streams.words_per_beat)
@@ -155,11 +180,24 @@ class _Model:
         if rows == 0:
             return InsnCost(label, "compute", 0, 0, 0, 0)
         slabs = math.ceil(insn.out / hw.mac_cols)
-        compute = math.ceil(rows / hw.mac_rows) * max(insn.k, hw.mac_rows)
+        tiles = math.ceil(rows / hw.mac_rows)
+        compute, busy = tiles * self.tile(insn.k), tiles * max(insn.k, hw.mac_rows)
         load = self.slab_load(insn)
-        cycles = slabs * max(compute, load) + FILL + (0 if ahead else load)
+        first = 0 if ahead else load + self.first_data
+        cycles = slabs * max(compute, load) + self.drain + first
         macs = rows * insn.k * insn.out
-        return InsnCost(label, "compute", cycles, slabs * compute, macs, slabs * load)
+        return InsnCost(label, "compute", cycles, slabs * busy, macs, slabs * load)
+
+    def tile(self, k: int) -> int:
+        """Cycles of one tile (block of R rows) over reduction ``k``."""
+        r = self.hw.mac_rows
+        return max(max(k, r) + STREAM_GAP, ROW_CYCLES * r + ROW_BLOCK)
+
+    def combine(self) -> int:
+        """MOE_COMBINE: a matrix job of N rows, reduction 1, D columns and no weight loads."""
+        a, hw = self.a, self.hw
+        tiles = math.ceil(a.embed_dim / hw.mac_cols) * math.ceil(a.tokens / hw.mac_rows)
+        return tiles * self.tile(1) + self.drain
 
     def layernorm(self) -> int:
         """Parameters, then the unit's rows (see the module docstring)."""
@@ -171,7 +209,7 @@ class _Model:
 
         w = math.ceil(a.embed_dim / lanes)
         rows = a.tokens * w + w + (lanes - 1).bit_length() + LN_FILL
-        return load(1) + load(2) + 3 + rows
+        return self.first_data + load(1) + load(2) + 3 + rows
 
     def cost(self, label: str, insn: isa.Insn, ahead: bool = False) -> InsnCost:
         a, hw = self.a, self.hw
@@ -179,15 +217,19 @@ class _Model:
         if insn.OP == Op.MATMUL:
             return self.matmul(label, insn, ahead)
         simple = {
-            Op.LOAD_RES: ("load", self.beats_words(n * d), self.beats_words(n * d)),
+            Op.LOAD_RES: (
+                "load",
+                self.first_data + self.beats_words(n * d),
+                self.beats_words(n * d),
+            ),
             Op.LAYERNORM: ("layernorm", self.layernorm(), self.beats_words(3 * d + 3)),
             Op.ROUTE: ("router", n * (a.experts + a.gate_weight_bits + ROUTER_TOKEN), 0),
             Op.QUEUES: ("queues", n * (a.top_k + 1) + 2 * n * a.top_k + a.experts, 0),
-            Op.MOE_COMBINE: ("combine", n * math.ceil(d / hw.mac_cols), self.beats_words(d)),
+            Op.MOE_COMBINE: ("combine", self.combine(), self.beats_words(d)),
             Op.OUTPUT: ("output", out_beats(hw), 0),
         }
         if insn.OP == Op.ATTENTION:
-            p = insn.rows
+            p = hw.attn_rows
             fixed = attn_logit_stages(a.head_dim) + 7
             return InsnCost(label, "attention", 2 * p + n + fixed + p * (a.act_bits + 4), 0, 0, 1)
         unit, cycles, beats = simple[insn.OP]
