@@ -101,8 +101,8 @@ def main() -> int:
     from edgevit_hw.flow import prepare
 
     out = (args.out or Path("build/sim_profile") / args.config).resolve()
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "run", ignore_errors=True)
     prep = prepare(load_spec(args.config))
     img = prep.pixels()
     exe = ff.build(prep.hw, "fast")
@@ -115,6 +115,8 @@ def main() -> int:
     per = attribute(perf_shares(data), function_modules(exe.parent))
     ns = 1e9 * run.cpu_s / run.cycles  # processor time per simulated cycle
     path_pct = sum(p for m, p in per.items() if in_compute_path(m))
+    if path_pct == 0:
+        raise SystemExit("perf recorded no sample of the compute path's modules (no symbols?)")
     bound = 1e9 / (ns * path_pct / 100)
 
     con = Console()

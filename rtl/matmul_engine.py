@@ -229,13 +229,13 @@ class MatmulEngine(Elaboratable):
         weight tile back to back (three requests, one DRAM latency) as soon as the bank's
         previous slab has been taken in (``bank_asked`` clear), before the bank is empty: it
         asks for slab s + 2 while slab s + 1's data arrives and slab s computes, so the DRAM
-        latency hides behind the data before it. The **consumer** takes the answers in the
-        same order (the reader answers in order) into the bank once the bank is empty (its
-        slab's last cfg has gone; until then the answers wait in the reader's FIFO, whose
-        credits hold further bursts back) and marks it full. ``bank_asked[p]``: bank p's
-        requests are out. A full bank empties without the DRAM port (its slab computes from
-        the banks and the activation memories), so the wait always ends; answers behind it
-        (the sequencer's prefetch) wait with it.
+        latency hides behind the data before it (two slabs' answers may wait in the reader).
+        The **consumer** takes the answers in the same order (the reader answers in order)
+        into the bank once the bank is empty (its slab's last cfg has gone; until then the
+        answers wait in the reader's FIFO, whose credits hold further bursts back) and marks it
+        full. ``bank_asked[p]``: bank p's requests are out. A full bank empties without the
+        DRAM port (its slab computes from the banks and the activation memories), so the wait
+        always ends; answers behind it (the sequencer's prefetch) wait with it.
 
         The loader runs on its own copy of a job's fields (``ld``), taken at the job's go, or
         ahead of it: when both processes are done with the running job's slabs and the

@@ -193,11 +193,14 @@ class _Model:
         r = self.hw.mac_rows
         return max(max(k, r) + STREAM_GAP, ROW_CYCLES * r + ROW_BLOCK)
 
-    def combine(self) -> int:
-        """MOE_COMBINE: a matrix job of N rows, reduction 1, D columns and no weight loads."""
+    def combine(self, ahead: bool) -> int:
+        """MOE_COMBINE: a matrix job of N rows, reduction 1 and D columns whose slabs load only
+        their C requantization words (``ahead``: the first one's were loaded during the job
+        before it)."""
         a, hw = self.a, self.hw
         tiles = math.ceil(a.embed_dim / hw.mac_cols) * math.ceil(a.tokens / hw.mac_rows)
-        return tiles * self.tile(1) + self.drain
+        first = 0 if ahead else self.first_data + self.beats_words(hw.mac_cols)
+        return tiles * self.tile(1) + self.drain + first
 
     def layernorm(self) -> int:
         """Parameters, then the unit's rows (see the module docstring)."""
@@ -225,7 +228,7 @@ class _Model:
             Op.LAYERNORM: ("layernorm", self.layernorm(), self.beats_words(3 * d + 3)),
             Op.ROUTE: ("router", n * (a.experts + a.gate_weight_bits + ROUTER_TOKEN), 0),
             Op.QUEUES: ("queues", n * (a.top_k + 1) + 2 * n * a.top_k + a.experts, 0),
-            Op.MOE_COMBINE: ("combine", self.combine(), self.beats_words(d)),
+            Op.MOE_COMBINE: ("combine", self.combine(ahead), self.beats_words(d)),
             Op.OUTPUT: ("output", out_beats(hw), 0),
         }
         if insn.OP == Op.ATTENTION:
@@ -247,7 +250,8 @@ def estimate(program: Program, queue_counts: list[list[int]] | None = None) -> P
     costs: list[InsnCost] = []
     for lab, ins in pairs:
         prev = costs[-1] if costs else None
-        ahead = prev is not None and prev.unit == "compute" and prev.cycles > 0
+        # the matrix engine's loader works a job ahead after a matrix job with rows (or a combine)
+        ahead = prev is not None and prev.unit in ("compute", "combine") and prev.cycles > 0
         costs.append(model.cost(lab, ins, ahead))
     fetch = InsnCost("program", "fetch", 0, 0, 0, program.data_base)
     return PerfReport(hw, (fetch, *costs), pixel_beats(hw))
