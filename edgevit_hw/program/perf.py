@@ -176,17 +176,22 @@ class _Model:
 
     def matmul(self, label: str, insn: isa.MatMul, ahead: bool) -> InsnCost:
         """``ahead``: its first slab was loaded during the job before it."""
-        hw, rows = self.hw, self.rows(label, insn)
+        rows = self.rows(label, insn)
         if rows == 0:
             return InsnCost(label, "compute", 0, 0, 0, 0)
-        slabs = math.ceil(insn.out / hw.mac_cols)
-        tiles = math.ceil(rows / hw.mac_rows)
-        compute, busy = tiles * self.tile(insn.k), tiles * max(insn.k, hw.mac_rows)
         load = self.slab_load(insn)
+        cycles, busy = self.job(rows, insn.k, insn.out, load, ahead)
+        slabs = math.ceil(insn.out / self.hw.mac_cols)
+        return InsnCost(label, "compute", cycles, busy, rows * insn.k * insn.out, slabs * load)
+
+    def job(self, rows: int, k: int, out: int, load: int, ahead: bool) -> tuple[int, int]:
+        """``(cycles, MAC busy cycles)`` of a matrix job whose column slabs each load ``load``
+        beats (``ahead``: the first slab's were loaded during the job before it)."""
+        hw = self.hw
+        slabs, tiles = math.ceil(out / hw.mac_cols), math.ceil(rows / hw.mac_rows)
         first = 0 if ahead else load + self.first_data
-        cycles = slabs * max(compute, load) + self.drain + first
-        macs = rows * insn.k * insn.out
-        return InsnCost(label, "compute", cycles, slabs * busy, macs, slabs * load)
+        cycles = slabs * max(tiles * self.tile(k), load) + self.drain + first
+        return cycles, slabs * tiles * max(k, hw.mac_rows)
 
     def tile(self, k: int) -> int:
         """Cycles of one tile (block of R rows) over reduction ``k``."""
@@ -197,10 +202,8 @@ class _Model:
         """MOE_COMBINE: a matrix job of N rows, reduction 1 and D columns whose slabs load only
         their C requantization words (``ahead``: the first one's were loaded during the job
         before it)."""
-        a, hw = self.a, self.hw
-        tiles = math.ceil(a.embed_dim / hw.mac_cols) * math.ceil(a.tokens / hw.mac_rows)
-        first = 0 if ahead else self.first_data + self.beats_words(hw.mac_cols)
-        return tiles * self.tile(1) + self.drain + first
+        a, load = self.a, self.beats_words(self.hw.mac_cols)
+        return self.job(a.tokens, 1, a.embed_dim, load, ahead)[0]
 
     def layernorm(self) -> int:
         """Parameters, then the unit's rows (see the module docstring)."""
@@ -217,14 +220,11 @@ class _Model:
     def cost(self, label: str, insn: isa.Insn, ahead: bool = False) -> InsnCost:
         a, hw = self.a, self.hw
         n, d = a.tokens, a.embed_dim
+        res = self.beats_words(n * d)  # LOAD_RES: the residual's beats
         if insn.OP == Op.MATMUL:
             return self.matmul(label, insn, ahead)
         simple = {
-            Op.LOAD_RES: (
-                "load",
-                self.first_data + self.beats_words(n * d),
-                self.beats_words(n * d),
-            ),
+            Op.LOAD_RES: ("load", self.first_data + res, res),
             Op.LAYERNORM: ("layernorm", self.layernorm(), self.beats_words(3 * d + 3)),
             Op.ROUTE: ("router", n * (a.experts + a.gate_weight_bits + ROUTER_TOKEN), 0),
             Op.QUEUES: ("queues", n * (a.top_k + 1) + 2 * n * a.top_k + a.experts, 0),
